@@ -1,0 +1,299 @@
+"""The async client: one aiohttp session, one request path, retries and rate limiting.
+
+Decisions (URLs, error mapping, whether and when to retry) come from the pure
+functions in ``_sansio``; this module only does the I/O around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import platform
+import random
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any, Final, Self
+
+import aiohttp
+import attrs
+from aiolimiter import AsyncLimiter
+from yarl import URL
+
+from ._config import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_RATE_LIMIT,
+    DEFAULT_TIMEOUT,
+    ClientOptions,
+    RateLimit,
+    check_max_retries,
+    resolve_options,
+    to_timeout,
+)
+from ._exceptions import APIConnectionError, APITimeoutError, RealtimeKitError, ValidationError
+from ._recordings import Recordings
+from ._sansio import Failure, check_id, recordings_url, retry_delay, status_error, unwrap
+from ._version import __version__
+
+__all__ = ["RealtimeKit"]
+
+logger: Final = logging.getLogger("realtimekit_async")
+
+USER_AGENT: Final = (
+    f"realtimekit_async/{__version__} (Python {platform.python_version()}; "
+    f"aiohttp {aiohttp.__version__})"
+)
+
+
+class _Transport:
+    """The I/O shared by a client and its ``with_options`` copies.
+
+    Owns (or borrows) the session, the rate limiter and the concurrency bound.
+    aiohttp counts waiting for a pooled connection against the connect timeout,
+    so concurrency is bounded here with a semaphore and the pool is unlimited.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | None,
+        rate_limit: RateLimit | None,
+        max_concurrency: int,
+    ) -> None:
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        self.limiter = (
+            AsyncLimiter(rate_limit.max_requests, rate_limit.period) if rate_limit else None
+        )
+        self.slots = asyncio.Semaphore(max_concurrency)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The session, created on first use inside the running loop."""
+        if self._closed:
+            raise RealtimeKitError("the client is closed")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._session
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for the rate limiter and a concurrency slot."""
+        if self.limiter is not None:
+            await self.limiter.acquire()
+        async with self.slots:
+            yield
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+
+class RealtimeKit:
+    """Async client for the RealtimeKit Recordings API.
+
+    Use it as an async context manager (or call :meth:`close`) so its aiohttp
+    session is closed. Arguments left out come from ``CLOUDFLARE_API_TOKEN``,
+    ``CLOUDFLARE_ACCOUNT_ID``, ``REALTIMEKIT_APP_ID`` and ``REALTIMEKIT_BASE_URL``.
+    Raises :class:`ValidationError` when no token or account id can be found.
+
+    A ``session`` passed in is used for every request and left open on close.
+    ``rate_limit=None`` turns the client-side limiter off.
+    """
+
+    recordings: Recordings
+
+    def __init__(
+        self,
+        *,
+        api_token: str | None = None,
+        account_id: str | None = None,
+        app_id: str | None = None,
+        base_url: str | URL | None = None,
+        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise ValidationError("max_concurrency", "must be an integer >= 1")
+        if max_concurrency < 1:
+            raise ValidationError("max_concurrency", "must be an integer >= 1")
+        options = resolve_options(
+            api_token=api_token,
+            account_id=account_id,
+            app_id=app_id,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        self._init(options, _Transport(session, rate_limit, max_concurrency), owner=True)
+
+    def _init(self, options: ClientOptions, transport: _Transport, *, owner: bool) -> None:
+        self._options = options
+        self._transport = transport
+        self._owner = owner
+        self.recordings = Recordings(self)
+
+    @property
+    def options(self) -> ClientOptions:
+        """The settings in force (the token is kept out of its repr)."""
+        return self._options
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session all requests go through (created on first use)."""
+        return self._transport.session
+
+    def with_options(
+        self,
+        *,
+        app_id: str | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        max_retries: int | None = None,
+    ) -> RealtimeKit:
+        """A copy of this client with some settings changed, sharing its session and limits.
+
+        Closing the copy does not close the session; closing the original does.
+        """
+        changes: dict[str, Any] = {}
+        if app_id is not None:
+            changes["app_id"] = check_id("app_id", app_id)
+        if timeout is not None:
+            changes["timeout"] = to_timeout(timeout)
+        if max_retries is not None:
+            changes["retry"] = attrs.evolve(
+                self._options.retry, max_retries=check_max_retries(max_retries)
+            )
+        copy = object.__new__(RealtimeKit)
+        copy._init(attrs.evolve(self._options, **changes), self._transport, owner=False)
+        return copy
+
+    async def __aenter__(self) -> Self:
+        _ = self._transport.session  # create it now, inside the running loop
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session if this client created it. Safe to call twice."""
+        if self._owner:
+            await self._transport.close()
+
+    def __repr__(self) -> str:
+        o = self._options
+        return (
+            f"RealtimeKit(account_id={o.account_id!r}, app_id={o.app_id!r}, "
+            f"base_url={str(o.base_url)!r})"
+        )
+
+    def _url(self, app_id: str | None, segments: Sequence[str]) -> URL:
+        app = app_id if app_id is not None else self._options.app_id
+        if app is None:
+            raise ValidationError("app_id", "missing: pass app_id= or set REALTIMEKIT_APP_ID")
+        check_id("app_id", app)
+        return recordings_url(self._options.base_url, self._options.account_id, app, *segments)
+
+    async def _request(
+        self,
+        method: str,
+        segments: Sequence[str] = (),
+        *,
+        app_id: str | None = None,
+        query: Sequence[tuple[str, str]] | None = None,
+        body: bytes | None = None,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        """Send one API call, retrying as the policy allows; return the decoded envelope.
+
+        Raises :class:`APIStatusError` subclasses, :class:`APIConnectionError`,
+        :class:`APITimeoutError` or :class:`APIResponseValidationError`.
+        """
+        url = self._url(app_id, segments)
+        options = self._options
+        path = url.raw_path
+        headers = {"Authorization": f"Bearer {options.api_token}", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        session = self._transport.session
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            started = loop.time()
+            status: int | None = None
+            failure: Failure | None = None
+            error: APIConnectionError | None = None
+            answer_headers: Any = {}
+            try:
+                async with (
+                    self._transport.slot(),
+                    session.request(
+                        method,
+                        url,
+                        params=query,
+                        data=body,
+                        headers=headers,
+                        timeout=options.timeout,
+                        allow_redirects=False,
+                    ) as response,
+                ):
+                    status = response.status
+                    answer_headers = response.headers
+                    payload = await response.read()
+            except aiohttp.ConnectionTimeoutError:
+                failure = Failure.CONNECT
+                error = APITimeoutError(
+                    f"{method} {path}: timed out connecting", method=method, path=path
+                )
+            except aiohttp.ClientConnectorError as exc:
+                failure = Failure.CONNECT
+                error = APIConnectionError(
+                    f"{method} {path}: cannot connect: {exc.os_error}", method=method, path=path
+                )
+            except TimeoutError:
+                failure = Failure.AFTER_SEND
+                error = APITimeoutError(f"{method} {path}: timed out", method=method, path=path)
+            except aiohttp.ClientError as exc:
+                failure = Failure.AFTER_SEND
+                error = APIConnectionError(
+                    f"{method} {path}: connection failed: {type(exc).__name__}",
+                    method=method,
+                    path=path,
+                )
+            logger.debug(
+                "%s %s -> %s in %.3fs (retry %d)",
+                method,
+                path,
+                status if status is not None else failure and failure.value,
+                loop.time() - started,
+                attempt,
+            )
+            if status is not None and 200 <= status < 300:
+                return unwrap(status, answer_headers, payload, method=method, path=path)
+            delay = retry_delay(
+                options.retry,
+                attempt,
+                idempotent=idempotent,
+                status=status,
+                failure=failure,
+                headers=answer_headers,
+                jitter=random.random(),
+            )
+            if delay is None:
+                if error is not None:
+                    raise error
+                assert status is not None
+                raise status_error(status, answer_headers, payload, method=method, path=path)
+            await asyncio.sleep(delay)
+            attempt += 1

@@ -1,0 +1,116 @@
+"""Client settings: defaults, environment variables and their validation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Final
+
+import aiohttp
+import attrs
+from yarl import URL
+
+from ._exceptions import ValidationError
+from ._sansio import DEFAULT_BASE_URL, RetryPolicy
+
+__all__ = ["DEFAULT_RATE_LIMIT", "ClientOptions", "RateLimit", "resolve_options", "to_timeout"]
+
+ENV_API_TOKEN: Final = "CLOUDFLARE_API_TOKEN"
+ENV_ACCOUNT_ID: Final = "CLOUDFLARE_ACCOUNT_ID"
+ENV_APP_ID: Final = "REALTIMEKIT_APP_ID"
+ENV_BASE_URL: Final = "REALTIMEKIT_BASE_URL"
+
+DEFAULT_TIMEOUT: Final = 60.0
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+DEFAULT_MAX_CONCURRENCY: Final = 32
+
+
+@attrs.frozen
+class RateLimit:
+    """At most ``max_requests`` API calls per ``period`` seconds, shared by the client."""
+
+    max_requests: int = attrs.field(default=1000)
+    period: float = attrs.field(default=60.0)
+
+    @max_requests.validator
+    def _check_requests(self, _attribute: object, value: int) -> None:
+        if value < 1:
+            raise ValidationError("rate_limit.max_requests", "must be at least 1")
+
+    @period.validator
+    def _check_period(self, _attribute: object, value: float) -> None:
+        if not value > 0:
+            raise ValidationError("rate_limit.period", "must be positive")
+
+
+#: The documented Recordings API limit (1000 requests a minute, the stricter reading).
+DEFAULT_RATE_LIMIT: Final = RateLimit()
+
+
+@attrs.frozen
+class ClientOptions:
+    """Everything one request needs to know about the client; never shows the token."""
+
+    api_token: str = attrs.field(repr=False)
+    account_id: str
+    app_id: str | None
+    base_url: URL
+    timeout: aiohttp.ClientTimeout
+    retry: RetryPolicy
+
+
+def to_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    """Turn seconds into a ``ClientTimeout`` (connecting gets at most 10 s of it)."""
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValidationError("timeout", f"must be a positive number of seconds, got {timeout!r}")
+    return aiohttp.ClientTimeout(
+        total=float(timeout), sock_connect=min(float(timeout), DEFAULT_CONNECT_TIMEOUT)
+    )
+
+
+def check_max_retries(value: object) -> int:
+    """Return ``value`` if it is a valid retry count; raise :class:`ValidationError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError("max_retries", f"must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _base_url(value: str | URL) -> URL:
+    url = URL(value)
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ValidationError("base_url", f"must be an http(s) URL, got {str(value)!r}")
+    if url.query_string or url.fragment:
+        raise ValidationError("base_url", "must not carry a query or fragment")
+    return url
+
+
+def resolve_options(
+    *,
+    api_token: str | None,
+    account_id: str | None,
+    app_id: str | None,
+    base_url: str | URL | None,
+    timeout: float | aiohttp.ClientTimeout,
+    max_retries: int,
+    env: Mapping[str, str] = os.environ,
+) -> ClientOptions:
+    """Merge arguments with the environment; raise :class:`ValidationError` if unusable."""
+    token = api_token if api_token is not None else env.get(ENV_API_TOKEN)
+    if not token:
+        raise ValidationError("api_token", f"missing: pass api_token= or set {ENV_API_TOKEN}")
+    account = account_id if account_id is not None else env.get(ENV_ACCOUNT_ID)
+    if not account:
+        raise ValidationError("account_id", f"missing: pass account_id= or set {ENV_ACCOUNT_ID}")
+    app = app_id if app_id is not None else env.get(ENV_APP_ID) or None
+    if app is not None and not app.strip():
+        raise ValidationError("app_id", "must be a non-empty string")
+    return ClientOptions(
+        api_token=token,
+        account_id=account,
+        app_id=app,
+        base_url=_base_url(base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL),
+        timeout=to_timeout(timeout),
+        retry=RetryPolicy(max_retries=check_max_retries(max_retries)),
+    )

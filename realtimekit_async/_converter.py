@@ -1,0 +1,98 @@
+"""The one cattrs converter that maps the models to and from JSON-ready data.
+
+Decoding is lenient in the ways a long-lived SDK needs (see API-FACTS):
+unknown keys are ignored, unknown enum values become extra members that keep
+the raw string, timestamps with or without fractions become aware datetimes,
+and numbers sent as ``1`` or ``1.0`` are accepted. Encoding leaves out every
+field still at its default, so a request carries only what the user set.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final, TypeVar
+
+from cattrs import Converter
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._models import Caller
+
+__all__ = ["converter", "format_datetime", "parse_datetime"]
+
+_E = TypeVar("_E", bound=StrEnum)
+
+# A hostile or buggy server could send endless distinct values; cache only a few.
+_MAX_CACHED_UNKNOWN = 256
+_unknown_members: dict[tuple[type[StrEnum], str], StrEnum] = {}
+
+
+def _unknown_member(cls: type[_E], value: str) -> _E:
+    """Build (once) a member of ``cls`` for a value the SDK does not know yet."""
+    key = (cls, value)
+    member = _unknown_members.get(key)
+    if member is None:
+        # Exactly what Enum does for its own members: a str subclass instance
+        # with _name_/_value_ set, so `==`, `str()` and `.value` all behave.
+        member = str.__new__(cls, value)
+        member._name_ = value
+        member._value_ = value
+        if len(_unknown_members) < _MAX_CACHED_UNKNOWN:
+            _unknown_members[key] = member
+    return member  # type: ignore[return-value]
+
+
+def _structure_open_enum(value: Any, cls: type[_E]) -> _E:
+    member = cls._value2member_map_.get(value)
+    if member is not None:
+        return member  # type: ignore[return-value]
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a valid {cls.__name__}")
+    return _unknown_member(cls, value)
+
+
+def parse_datetime(value: Any, _: Any = None) -> datetime:
+    """Parse an API timestamp (ISO 8601, ``Z`` or offset, any fraction) as aware UTC-safe."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    else:
+        raise ValueError(f"{value!r} is not a timestamp")
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def format_datetime(value: datetime) -> str:
+    """Format an aware datetime the way the API writes them (UTC, milliseconds, ``Z``)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _structure_int(value: Any, _: Any) -> int:
+    # JSON numbers arrive as int or float (file_size: 0 vs 0.0); webhooks send strings.
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    return value if isinstance(value, int) else int(value)
+
+
+def _make_converter() -> Converter:
+    conv = Converter(omit_if_default=True, forbid_extra_keys=False, detailed_validation=False)
+    conv.register_structure_hook(datetime, parse_datetime)
+    conv.register_unstructure_hook(datetime, format_datetime)
+    conv.register_structure_hook(int, _structure_int)
+    # Registered on the StrEnum base (which precedes `str` in every member's MRO)
+    # so that singledispatch picks these over cattrs' plain `str` handling.
+    conv.register_structure_hook(StrEnum, _structure_open_enum)
+    # str() of a StrEnum member, known or not, is its wire value; plain strings pass.
+    conv.register_unstructure_hook(StrEnum, str)
+    user_id = override(rename="user_Id")
+    conv.register_structure_hook(Caller, make_dict_structure_fn(Caller, conv, user_id=user_id))
+    conv.register_unstructure_hook(
+        Caller,
+        make_dict_unstructure_fn(Caller, conv, _cattrs_omit_if_default=True, user_id=user_id),
+    )
+    return conv
+
+
+converter: Final[Converter] = _make_converter()

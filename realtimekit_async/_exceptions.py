@@ -1,0 +1,179 @@
+"""Every exception the SDK raises, under one base class.
+
+Hierarchy::
+
+    RealtimeKitError
+    ├── ValidationError (also a ValueError): bad input, raised before any request
+    ├── APIError: something went wrong talking to the API
+    │   ├── APIConnectionError: no usable answer (refused, reset, DNS, TLS)
+    │   │   └── APITimeoutError
+    │   ├── APIResponseValidationError: a 2xx answer that is not the documented shape
+    │   └── APIStatusError: the API answered with an error
+    │       ├── BadRequestError (400)
+    │       ├── AuthenticationError (401)
+    │       ├── PermissionDeniedError (403)
+    │       ├── NotFoundError (404)
+    │       ├── ConflictError (409)
+    │       ├── UnprocessableEntityError (422)
+    │       ├── RateLimitError (429)
+    │       └── InternalServerError (5xx)
+    ├── RecordingFailedError: a waited-for recording ended ERRORED
+    ├── WebhookVerificationError: a webhook delivery failed its signature check
+    └── DownloadError: a recording file could not be fetched or verified
+
+Messages never contain the API token or a presigned URL's query string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "DownloadError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RealtimeKitError",
+    "RecordingFailedError",
+    "UnprocessableEntityError",
+    "ValidationError",
+    "WebhookVerificationError",
+]
+
+
+class RealtimeKitError(Exception):
+    """Base class of every error this SDK raises."""
+
+
+class ValidationError(RealtimeKitError, ValueError):
+    """An argument is invalid; raised before anything is sent.
+
+    ``field`` names the offending argument (dotted for nested ones).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class APIError(RealtimeKitError):
+    """Base class of errors raised while talking to the API.
+
+    ``method`` and ``path`` name the request (the path never carries a query).
+    """
+
+    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+
+
+class APIConnectionError(APIError):
+    """The request got no usable answer: refused, reset, DNS or TLS failure."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
+
+
+class APIResponseValidationError(APIError):
+    """A successful answer whose body is not the documented shape."""
+
+    def __init__(
+        self, message: str, *, status: int, body: bytes, method: str = "", path: str = ""
+    ) -> None:
+        super().__init__(message, method=method, path=path)
+        self.status = status
+        self.body = body
+
+
+class APIStatusError(APIError):
+    """The API answered with an error.
+
+    Carries the HTTP ``status``, the API's own error ``code`` and ``message``
+    (from either the RealtimeKit ``error`` or the Cloudflare v4 ``errors[]``
+    shape), the ``request_id`` (the ``cf-ray`` header) and the raw ``body``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: int | None = None,
+        request_id: str | None = None,
+        body: bytes = b"",
+        retry_after: float | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        super().__init__(message, method=method, path=path)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.body = body
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}: " if self.method else ""
+        code = f" (code {self.code})" if self.code is not None else ""
+        ray = f" [cf-ray {self.request_id}]" if self.request_id else ""
+        return f"{where}HTTP {self.status}{code}: {self.message}{ray}"
+
+
+class BadRequestError(APIStatusError):
+    """HTTP 400: the API rejected the request's parameters or body."""
+
+
+class AuthenticationError(APIStatusError):
+    """HTTP 401: the API token is missing, wrong or expired."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """HTTP 403: the token lacks the Realtime permission for this resource."""
+
+
+class NotFoundError(APIStatusError):
+    """HTTP 404: no such recording, meeting, app or active recording."""
+
+
+class ConflictError(APIStatusError):
+    """HTTP 409: e.g. the meeting already has an active recording."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """HTTP 422: the request was well-formed but cannot be carried out."""
+
+
+class RateLimitError(APIStatusError):
+    """HTTP 429: too many requests; ``retry_after`` holds the server's wait, if any."""
+
+
+class InternalServerError(APIStatusError):
+    """HTTP 5xx: the API or a proxy in front of it failed."""
+
+
+class RecordingFailedError(RealtimeKitError):
+    """A recording being waited for ended ERRORED; ``recording`` holds its last state."""
+
+    def __init__(self, message: str, recording: Any) -> None:
+        super().__init__(message)
+        self.recording = recording
+
+
+class WebhookVerificationError(RealtimeKitError):
+    """A webhook delivery has a missing, malformed or wrong signature."""
+
+
+class DownloadError(RealtimeKitError):
+    """A recording file could not be downloaded or failed verification."""

@@ -1,0 +1,475 @@
+"""Typed request and response objects of the Recordings API.
+
+Every class is a small frozen, slotted attrs class; turning them into JSON and
+back is the job of :mod:`realtimekit_async._converter`, not of the classes.
+Response classes default every field the API may leave out to ``None`` so that
+decoding stays lenient; request classes validate their input on construction
+and raise :class:`ValidationError` naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import attrs
+
+from ._exceptions import ValidationError
+
+__all__ = [
+    "AudioChannel",
+    "AudioCodec",
+    "AudioConfig",
+    "Caller",
+    "CallerType",
+    "InteractiveConfig",
+    "InteractiveConfigType",
+    "ListRecordingsParams",
+    "Meeting",
+    "MeetingStatus",
+    "Paging",
+    "RealtimeKitBucketConfig",
+    "Recording",
+    "RecordingAction",
+    "RecordingActionParams",
+    "RecordingPage",
+    "RecordingStatus",
+    "RtmpOutConfig",
+    "SftpAuthMethod",
+    "SortBy",
+    "SortOrder",
+    "StartReason",
+    "StartReasonType",
+    "StartRecordingParams",
+    "StartTrackRecordingParams",
+    "StopReason",
+    "StopReasonType",
+    "StorageConfig",
+    "StorageType",
+    "TrackLayer",
+    "TrackOutput",
+    "TrackOutputType",
+    "VideoCodec",
+    "VideoConfig",
+    "Watermark",
+    "WatermarkPosition",
+    "WatermarkSize",
+]
+
+MIN_MAX_SECONDS = 60
+MAX_MAX_SECONDS = 86_400
+
+
+# -- constant sets ---------------------------------------------------------------
+# StrEnum members compare equal to their wire strings, so `rec.status == "UPLOADED"`
+# works. Values the SDK does not know yet are decoded as extra members that keep
+# the raw string (see _converter); they are never accepted as request input.
+
+
+class RecordingStatus(StrEnum):
+    """Lifecycle state of a recording."""
+
+    INVOKED = "INVOKED"
+    RECORDING = "RECORDING"
+    UPLOADING = "UPLOADING"
+    UPLOADED = "UPLOADED"
+    ERRORED = "ERRORED"
+    PAUSED = "PAUSED"
+
+
+class MeetingStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+
+
+class StorageType(StrEnum):
+    AWS = "aws"
+    AZURE = "azure"
+    DIGITALOCEAN = "digitalocean"
+    GCS = "gcs"
+    SFTP = "sftp"
+
+
+class SftpAuthMethod(StrEnum):
+    KEY = "KEY"
+    PASSWORD = "PASSWORD"
+
+
+class CallerType(StrEnum):
+    ORGANIZATION = "ORGANIZATION"
+    USER = "USER"
+
+
+class StartReasonType(StrEnum):
+    API_CALL = "API_CALL"
+    RECORD_ON_START = "RECORD_ON_START"
+
+
+class StopReasonType(StrEnum):
+    API_CALL = "API_CALL"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    ALL_PEERS_LEFT = "ALL_PEERS_LEFT"
+
+
+class AudioChannel(StrEnum):
+    MONO = "mono"
+    STEREO = "stereo"
+
+
+class AudioCodec(StrEnum):
+    MP3 = "MP3"
+    AAC = "AAC"
+
+
+class VideoCodec(StrEnum):
+    H264 = "H264"
+    VP8 = "VP8"
+
+
+class WatermarkPosition(StrEnum):
+    LEFT_TOP = "left top"
+    RIGHT_TOP = "right top"
+    LEFT_BOTTOM = "left bottom"
+    RIGHT_BOTTOM = "right bottom"
+
+
+class InteractiveConfigType(StrEnum):
+    ID3 = "ID3"
+
+
+class TrackOutputType(StrEnum):
+    REALTIMEKIT_BUCKET = "REALTIMEKIT_BUCKET"
+    STORAGE_CONFIG = "STORAGE_CONFIG"
+
+
+class RecordingAction(StrEnum):
+    STOP = "stop"
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+class SortOrder(StrEnum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+class SortBy(StrEnum):
+    INVOKED_TIME = "invokedTime"
+
+
+# -- validators ------------------------------------------------------------------
+
+
+def _fail(attribute: attrs.Attribute[Any], message: str) -> ValidationError:
+    return ValidationError(attribute.name, message)
+
+
+def _one_of(enum: type[StrEnum]) -> Any:
+    """Validator: the value is a documented member of ``enum`` (or its string)."""
+    members = frozenset(enum.__members__.values())
+    allowed = ", ".join(repr(m.value) for m in enum)
+
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and (not isinstance(value, str) or value not in members):
+            raise _fail(attribute, f"{value!r} is not one of {allowed}")
+
+    return check
+
+
+def _non_empty_str(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(attribute, "must be a non-empty string")
+
+
+def _int_range(low: int, high: int | None = None) -> Any:
+    """Validator: an ``int`` (not a bool) within ``low..high``."""
+    bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(attribute, f"must be an integer {bound}, got {value!r}")
+        if value < low or (high is not None and value > high):
+            raise _fail(attribute, f"must be {bound}, got {value}")
+
+    return check
+
+
+def _aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, datetime):
+        raise _fail(attribute, f"must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _fail(attribute, "must be timezone-aware (e.g. datetime.now(timezone.utc))")
+
+
+def _redact(value: object) -> str:
+    return "None" if value is None else "'***'"
+
+
+# -- shared objects -----------------------------------------------------------------
+
+
+@attrs.frozen
+class StorageConfig:
+    """Where a recording is uploaded; used both in requests and responses.
+
+    ``access_key``, ``secret``, ``password`` and ``private_key`` are write-only
+    on the API side and are redacted from ``repr``.
+    """
+
+    type: StorageType | None = attrs.field(default=None, validator=_one_of(StorageType))
+    access_key: str | None = attrs.field(default=None, repr=_redact)
+    auth_method: SftpAuthMethod | None = attrs.field(
+        default=None, validator=_one_of(SftpAuthMethod)
+    )
+    bucket: str | None = None
+    host: str | None = None
+    password: str | None = attrs.field(default=None, repr=_redact)
+    path: str | None = None
+    port: int | None = None
+    private_key: str | None = attrs.field(default=None, repr=_redact)
+    region: str | None = None
+    secret: str | None = attrs.field(default=None, repr=_redact)
+    username: str | None = None
+
+
+# -- responses ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class Meeting:
+    """The meeting a listed recording belongs to."""
+
+    id: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    live_stream_on_start: bool | None = None
+    persist_chat: bool | None = None
+    record_on_start: bool | None = None
+    session_keep_alive_time_in_secs: int | None = None
+    status: MeetingStatus | None = None
+    summarize_on_end: bool | None = None
+    title: str | None = None
+
+
+@attrs.frozen
+class Caller:
+    """Who started or stopped a recording (``user_id`` is ``user_Id`` on the wire)."""
+
+    name: str | None = None
+    type: CallerType | None = None
+    user_id: str | None = None
+
+
+@attrs.frozen
+class StartReason:
+    caller: Caller | None = None
+    reason: StartReasonType | None = None
+
+
+@attrs.frozen
+class StopReason:
+    caller: Caller | None = None
+    reason: StopReasonType | None = None
+
+
+@attrs.frozen
+class Recording:
+    """One recording, as every endpoint returns it.
+
+    Only ``id``, ``invoked_time``, ``output_file_name`` and ``status`` are always
+    filled; the rest is ``None`` until the lifecycle fills it (see API-FACTS).
+    ``download_url`` is a presigned credential: do not log it.
+    """
+
+    id: str
+    status: RecordingStatus
+    invoked_time: datetime | None = None
+    output_file_name: str | None = None
+    audio_download_url: str | None = attrs.field(default=None, repr=False)
+    download_url: str | None = attrs.field(default=None, repr=False)
+    download_url_expiry: datetime | None = None
+    file_size: int | None = None
+    session_id: str | None = None
+    started_time: datetime | None = None
+    stopped_time: datetime | None = None
+    recording_duration: int | None = None
+    meeting: Meeting | None = None
+    start_reason: StartReason | None = None
+    stop_reason: StopReason | None = None
+    storage_config: StorageConfig | None = None
+
+
+@attrs.frozen
+class Paging:
+    """Offsets of a page within the full result (1-based, inclusive) and the total."""
+
+    start_offset: int | None = None
+    end_offset: int | None = None
+    total_count: int | None = None
+
+
+@attrs.frozen
+class RecordingPage:
+    """One page of the recordings list."""
+
+    data: tuple[Recording, ...]
+    paging: Paging
+
+
+# -- request bodies -------------------------------------------------------------------
+
+
+@attrs.frozen
+class AudioConfig:
+    channel: AudioChannel | None = attrs.field(default=None, validator=_one_of(AudioChannel))
+    codec: AudioCodec | None = attrs.field(default=None, validator=_one_of(AudioCodec))
+    export_file: bool | None = None
+
+
+@attrs.frozen
+class WatermarkSize:
+    height: int | None = attrs.field(default=None, validator=_int_range(1))
+    width: int | None = attrs.field(default=None, validator=_int_range(1))
+
+
+@attrs.frozen
+class Watermark:
+    position: WatermarkPosition | None = attrs.field(
+        default=None, validator=_one_of(WatermarkPosition)
+    )
+    size: WatermarkSize | None = None
+    url: str | None = None
+
+
+@attrs.frozen
+class VideoConfig:
+    codec: VideoCodec | None = attrs.field(default=None, validator=_one_of(VideoCodec))
+    export_file: bool | None = None
+    height: int | None = attrs.field(default=None, validator=_int_range(1))
+    width: int | None = attrs.field(default=None, validator=_int_range(1))
+    watermark: Watermark | None = None
+
+
+@attrs.frozen
+class InteractiveConfig:
+    type: InteractiveConfigType | None = attrs.field(
+        default=None, validator=_one_of(InteractiveConfigType)
+    )
+
+
+@attrs.frozen
+class RealtimeKitBucketConfig:
+    """``enabled=False`` keeps files out of RealtimeKit's bucket (no download URLs)."""
+
+    enabled: bool | None = None
+
+
+@attrs.frozen
+class RtmpOutConfig:
+    rtmp_url: str | None = None
+
+
+@attrs.frozen
+class StartRecordingParams:
+    """Body of ``POST .../recordings``; unset fields are left out of the JSON."""
+
+    meeting_id: str = attrs.field(validator=_non_empty_str)
+    allow_multiple_recordings: bool | None = None
+    audio_config: AudioConfig | None = None
+    file_name_prefix: str | None = None
+    interactive_config: InteractiveConfig | None = None
+    max_seconds: int | None = attrs.field(
+        default=None, validator=_int_range(MIN_MAX_SECONDS, MAX_MAX_SECONDS)
+    )
+    realtimekit_bucket_config: RealtimeKitBucketConfig | None = None
+    rtmp_out_config: RtmpOutConfig | None = None
+    storage_config: StorageConfig | None = None
+    url: str | None = None
+    video_config: VideoConfig | None = None
+
+
+@attrs.frozen
+class TrackOutput:
+    type: TrackOutputType = attrs.field(validator=_one_of(TrackOutputType))
+    storage_config: StorageConfig | None = None
+
+
+@attrs.frozen
+class TrackLayer:
+    outputs: tuple[TrackOutput, ...] = attrs.field(converter=tuple)
+    file_name_prefix: str | None = None
+
+
+def _non_empty_layers(
+    _inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, TrackLayer]
+) -> None:
+    if not value:
+        raise _fail(attribute, "needs at least one layer")
+    for name, layer in value.items():
+        if not isinstance(name, str) or not name:
+            raise _fail(attribute, f"layer names must be non-empty strings, got {name!r}")
+        if not isinstance(layer, TrackLayer):
+            raise _fail(attribute, f"layer {name!r} must be a TrackLayer")
+
+
+@attrs.frozen
+class StartTrackRecordingParams:
+    """Body of ``POST .../recordings/track``."""
+
+    meeting_id: str = attrs.field(validator=_non_empty_str)
+    layers: Mapping[str, TrackLayer] = attrs.field(validator=_non_empty_layers)
+    max_seconds: int | None = attrs.field(
+        default=None, validator=_int_range(MIN_MAX_SECONDS, MAX_MAX_SECONDS)
+    )
+
+
+@attrs.frozen
+class RecordingActionParams:
+    """Body of ``PUT .../recordings/{recording_id}``."""
+
+    action: RecordingAction = attrs.field(validator=_one_of(RecordingAction))
+
+
+def _statuses(value: RecordingStatus | str | Any) -> tuple[RecordingStatus, ...]:
+    """Accept one status or an iterable of them (a bare string is one status)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)  # type: ignore[return-value]  # checked by the validator
+    return tuple(value)
+
+
+def _each_status(_inst: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+    check = _one_of(RecordingStatus)
+    for item in value:
+        check(_inst, attribute, item)
+
+
+@attrs.frozen
+class ListRecordingsParams:
+    """Query of ``GET .../recordings``; turned into query pairs by ``_sansio``."""
+
+    meeting_id: str | None = attrs.field(default=None, validator=_non_empty_str)
+    status: tuple[RecordingStatus, ...] = attrs.field(
+        default=(), converter=_statuses, validator=_each_status
+    )
+    search: str | None = None
+    start_time: datetime | None = attrs.field(default=None, validator=_aware)
+    end_time: datetime | None = attrs.field(default=None, validator=_aware)
+    expired: bool | None = None
+    sort_by: SortBy | None = attrs.field(default=None, validator=_one_of(SortBy))
+    sort_order: SortOrder | None = attrs.field(default=None, validator=_one_of(SortOrder))
+    page_no: int = attrs.field(default=1, validator=_int_range(1))
+    per_page: int = attrs.field(default=100, validator=_int_range(1))
+
+    def __attrs_post_init__(self) -> None:
+        if self.start_time and self.end_time and self.start_time > self.end_time:
+            raise ValidationError("start_time", "must not be after end_time")

@@ -1,0 +1,228 @@
+"""``client.recordings``: the six Recordings endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import attrs
+
+from ._converter import converter
+from ._exceptions import APIResponseValidationError, ValidationError
+from ._models import (
+    AudioConfig,
+    InteractiveConfig,
+    ListRecordingsParams,
+    RealtimeKitBucketConfig,
+    Recording,
+    RecordingAction,
+    RecordingActionParams,
+    RecordingPage,
+    RecordingStatus,
+    RtmpOutConfig,
+    SortBy,
+    SortOrder,
+    StartRecordingParams,
+    StartTrackRecordingParams,
+    StorageConfig,
+    TrackLayer,
+    VideoConfig,
+)
+from ._pagination import RecordingPaginator
+from ._sansio import check_id, encode_json, list_query
+
+if TYPE_CHECKING:
+    from ._client import RealtimeKit
+
+__all__ = ["Recordings"]
+
+_T = TypeVar("_T")
+
+DEFAULT_PER_PAGE: Final = 100
+DEFAULT_PREFETCH: Final = 8
+
+
+def _decode(doc: Mapping[str, Any], cls: type[_T], *, method: str, segments: tuple[str, ...]) -> _T:
+    """Structure an envelope's payload; a shape mismatch is a response error, not a crash."""
+    try:
+        return converter.structure(doc["data"] if cls is not RecordingPage else doc, cls)
+    except Exception as exc:  # cattrs raises many types; all mean "not the documented shape"
+        path = "/".join(("recordings", *segments))
+        raise APIResponseValidationError(
+            f"{method} {path}: unexpected response shape for {cls.__name__}: {exc!r}",
+            status=200,
+            body=b"",
+            method=method,
+            path=path,
+        ) from exc
+
+
+class Recordings:
+    """The Recordings API. Every method takes ``app_id=`` to override the client default."""
+
+    def __init__(self, client: RealtimeKit) -> None:
+        self._client = client
+
+    async def _send(
+        self,
+        method: str,
+        segments: tuple[str, ...],
+        *,
+        app_id: str | None,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        payload = None if body is None else encode_json(converter.unstructure(body))
+        return await self._client._request(
+            method, segments, app_id=app_id, query=query, body=payload, idempotent=idempotent
+        )
+
+    async def _call(
+        self,
+        method: str,
+        segments: tuple[str, ...],
+        cls: type[_T],
+        *,
+        app_id: str | None,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
+    ) -> _T:
+        doc = await self._send(
+            method, segments, app_id=app_id, query=query, body=body, idempotent=idempotent
+        )
+        return _decode(doc, cls, method=method, segments=segments)
+
+    def list(
+        self,
+        *,
+        meeting_id: str | None = None,
+        status: RecordingStatus | str | Iterable[RecordingStatus | str] | None = None,
+        search: str | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        expired: bool | None = None,
+        sort_by: SortBy | None = None,
+        sort_order: SortOrder | None = None,
+        page_no: int = 1,
+        per_page: int = DEFAULT_PER_PAGE,
+        prefetch: int = DEFAULT_PREFETCH,
+        app_id: str | None = None,
+    ) -> RecordingPaginator:
+        """List recordings, newest filters first; ``await`` for one page, ``async for`` for all.
+
+        ``status`` is one status or several (sent as repeated ``status=`` keys).
+        ``prefetch`` bounds how many pages are fetched ahead concurrently.
+        Raises :class:`ValidationError` at once for bad arguments.
+        """
+        params = ListRecordingsParams(
+            meeting_id=meeting_id,
+            status=status,
+            search=search,
+            start_time=start_time,
+            end_time=end_time,
+            expired=expired,
+            sort_by=sort_by,
+            sort_order=sort_order,
+            page_no=page_no,
+            per_page=per_page,
+        )
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+            raise ValidationError("prefetch", f"must be an integer >= 1, got {prefetch!r}")
+        self._client._url(app_id, ())  # fail now, not on first await, if app_id is missing
+
+        async def fetch(number: int) -> RecordingPage:
+            query = list_query(attrs.evolve(params, page_no=number))
+            return await self._call("GET", (), RecordingPage, app_id=app_id, query=query)
+
+        return RecordingPaginator(fetch, page_no=page_no, per_page=per_page, prefetch=prefetch)
+
+    async def start(
+        self,
+        meeting_id: str,
+        *,
+        allow_multiple_recordings: bool | None = None,
+        audio_config: AudioConfig | None = None,
+        file_name_prefix: str | None = None,
+        interactive_config: InteractiveConfig | None = None,
+        max_seconds: int | None = None,
+        realtimekit_bucket_config: RealtimeKitBucketConfig | None = None,
+        rtmp_out_config: RtmpOutConfig | None = None,
+        storage_config: StorageConfig | None = None,
+        url: str | None = None,
+        video_config: VideoConfig | None = None,
+        app_id: str | None = None,
+    ) -> Recording:
+        """Start recording a meeting and return the new (INVOKED) recording.
+
+        Not idempotent: retried only when the request provably was not processed
+        (the connection was never made, or HTTP 429).
+        Raises :class:`ConflictError` when the meeting already has an active recording.
+        """
+        body = StartRecordingParams(
+            meeting_id=meeting_id,
+            allow_multiple_recordings=allow_multiple_recordings,
+            audio_config=audio_config,
+            file_name_prefix=file_name_prefix,
+            interactive_config=interactive_config,
+            max_seconds=max_seconds,
+            realtimekit_bucket_config=realtimekit_bucket_config,
+            rtmp_out_config=rtmp_out_config,
+            storage_config=storage_config,
+            url=url,
+            video_config=video_config,
+        )
+        return await self._call("POST", (), Recording, app_id=app_id, body=body, idempotent=False)
+
+    async def get_active(self, meeting_id: str, *, app_id: str | None = None) -> Recording:
+        """The meeting's active recording; raises :class:`NotFoundError` when there is none."""
+        segments = ("active-recording", check_id("meeting_id", meeting_id))
+        return await self._call("GET", segments, Recording, app_id=app_id)
+
+    async def get(self, recording_id: str, *, app_id: str | None = None) -> Recording:
+        """One recording by id; raises :class:`NotFoundError` when it does not exist."""
+        segments = (check_id("recording_id", recording_id),)
+        return await self._call("GET", segments, Recording, app_id=app_id)
+
+    async def pause_resume_stop(
+        self, recording_id: str, action: RecordingAction | str, *, app_id: str | None = None
+    ) -> Recording:
+        """Pause, resume or stop a recording; returns it in its new state."""
+        segments = (check_id("recording_id", recording_id),)
+        body = RecordingActionParams(action=action)  # type: ignore[arg-type]  # validated
+        return await self._call("PUT", segments, Recording, app_id=app_id, body=body)
+
+    async def stop(self, recording_id: str, *, app_id: str | None = None) -> Recording:
+        """Stop a recording (it moves to UPLOADING, then UPLOADED)."""
+        return await self.pause_resume_stop(recording_id, RecordingAction.STOP, app_id=app_id)
+
+    async def pause(self, recording_id: str, *, app_id: str | None = None) -> Recording:
+        """Pause a recording (PAUSED until resumed)."""
+        return await self.pause_resume_stop(recording_id, RecordingAction.PAUSE, app_id=app_id)
+
+    async def resume(self, recording_id: str, *, app_id: str | None = None) -> Recording:
+        """Resume a paused recording."""
+        return await self.pause_resume_stop(recording_id, RecordingAction.RESUME, app_id=app_id)
+
+    async def start_track(
+        self,
+        meeting_id: str,
+        *,
+        layers: Mapping[str, TrackLayer],
+        max_seconds: int | None = None,
+        app_id: str | None = None,
+    ) -> Recording | None:
+        """Start a track recording; returns the recording when the API sends one back.
+
+        Not idempotent, retried like :meth:`start`.
+        """
+        body = StartTrackRecordingParams(
+            meeting_id=meeting_id, layers=layers, max_seconds=max_seconds
+        )
+        segments = ("track",)
+        doc = await self._send("POST", segments, app_id=app_id, body=body, idempotent=False)
+        if doc.get("data") is None:
+            return None
+        return _decode(doc, Recording, method="POST", segments=segments)

@@ -1,0 +1,297 @@
+"""The sans-I/O core: what to send and what an answer means.
+
+Pure functions only, no sockets and no event loop: URL and query building,
+envelope decoding and error mapping, retry and backoff decisions, paging
+arithmetic. The aiohttp layer in ``_client`` calls them; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+from urllib.parse import quote
+
+import attrs
+from yarl import URL
+
+from ._converter import format_datetime
+from ._exceptions import (
+    APIResponseValidationError,
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+    ValidationError,
+)
+from ._models import ListRecordingsParams
+
+DEFAULT_BASE_URL: Final = "https://api.cloudflare.com/client/v4"
+
+# -- URLs and queries ------------------------------------------------------------------
+
+
+def check_id(field: str, value: object) -> str:
+    """Return ``value`` if it can be a path id; raise :class:`ValidationError` otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, "must be a non-empty string")
+    if value in {".", ".."}:
+        raise ValidationError(field, f"{value!r} is not a valid id")
+    return value
+
+
+def recordings_url(base_url: URL, account_id: str, app_id: str, *segments: str) -> URL:
+    """Build ``{base}/accounts/{account_id}/realtime/kit/{app_id}/recordings/{segments}``.
+
+    Every id is percent-encoded as one segment (``/`` included), so an id such
+    as ``../x`` or ``a/b`` can never change which path is requested.
+    """
+    parts = ["accounts", account_id, "realtime", "kit", app_id, "recordings", *segments]
+    tail = "/".join(quote(p, safe="") for p in parts)
+    return base_url.with_path(f"{base_url.raw_path.rstrip('/')}/{tail}", encoded=True)
+
+
+def list_query(params: ListRecordingsParams) -> list[tuple[str, str]]:
+    """Query pairs for the list endpoint; ``status`` repeats its key per value."""
+    query: list[tuple[str, str]] = []
+    if params.meeting_id is not None:
+        query.append(("meeting_id", params.meeting_id))
+    query.extend(("status", str(s)) for s in params.status)
+    if params.search is not None:
+        query.append(("search", params.search))
+    if params.start_time is not None:
+        query.append(("start_time", format_datetime(params.start_time)))
+    if params.end_time is not None:
+        query.append(("end_time", format_datetime(params.end_time)))
+    if params.expired is not None:
+        query.append(("expired", "true" if params.expired else "false"))
+    if params.sort_by is not None:
+        query.append(("sort_by", str(params.sort_by)))
+    if params.sort_order is not None:
+        query.append(("sort_order", str(params.sort_order)))
+    query.append(("page_no", str(params.page_no)))
+    query.append(("per_page", str(params.per_page)))
+    return query
+
+
+def encode_json(data: Any) -> bytes:
+    """Serialise an unstructured request body compactly."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# -- answers ---------------------------------------------------------------------------
+
+_STATUS_ERRORS: Final[Mapping[int, type[APIStatusError]]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def _error_details(body: bytes) -> tuple[int | None, str | None]:
+    """Pull (code, message) out of either documented error shape, if present."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    error = doc.get("error")  # RealtimeKit: {"error": {"code", "message"}}
+    if isinstance(error, dict):
+        return _as_int(error.get("code")), _as_str(error.get("message"))
+    if isinstance(error, str):
+        return None, error
+    errors = doc.get("errors")  # Cloudflare v4: {"errors": [{"code", "message"}]}
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        messages = [str(e.get("message")) for e in errors if isinstance(e, dict)]
+        return _as_int(errors[0].get("code")), "; ".join(messages)
+    return None, None
+
+
+def _as_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _as_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _snippet(body: bytes) -> str:
+    """A short, single-line excerpt of a non-JSON body (an HTML error page, say)."""
+    text = " ".join(body[:200].decode("utf-8", "replace").split())
+    return text or "empty body"
+
+
+def status_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    method: str = "",
+    path: str = "",
+    now: datetime | None = None,
+) -> APIStatusError:
+    """Map an error answer (any of the three body shapes) to its typed exception."""
+    code, message = _error_details(body)
+    if message is None:
+        message = f"unexpected answer: {_snippet(body)}"
+    cls = _STATUS_ERRORS.get(status) or (InternalServerError if status >= 500 else APIStatusError)
+    return cls(
+        message,
+        status=status,
+        code=code,
+        request_id=headers.get("cf-ray"),
+        body=body,
+        retry_after=server_delay(headers, now=now),
+        method=method,
+        path=path,
+    )
+
+
+def unwrap(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    method: str = "",
+    path: str = "",
+) -> dict[str, Any]:
+    """Return the decoded success envelope, or raise the error the answer stands for.
+
+    Raises :class:`APIStatusError` (a subclass by status) for error statuses and
+    for ``success: false`` on a 2xx, and :class:`APIResponseValidationError` for
+    a 2xx body that is not a JSON object.
+    """
+    if not 200 <= status < 300:
+        raise status_error(status, headers, body, method=method, path=path)
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise APIResponseValidationError(
+            f"{method} {path}: HTTP {status} body is not JSON: {_snippet(body)}",
+            status=status,
+            body=body,
+            method=method,
+            path=path,
+        ) from None
+    if not isinstance(doc, dict):
+        raise APIResponseValidationError(
+            f"{method} {path}: HTTP {status} body is not a JSON object",
+            status=status,
+            body=body,
+            method=method,
+            path=path,
+        )
+    if doc.get("success") is False:
+        raise status_error(status, headers, body, method=method, path=path)
+    return doc
+
+
+# -- retries ---------------------------------------------------------------------------
+
+
+class Failure(enum.Enum):
+    """How a request failed without an HTTP answer."""
+
+    #: The connection was never made (refused, DNS, connect timeout): nothing was sent.
+    CONNECT = "connect"
+    #: The request may have reached the server (reset, read timeout, truncated body).
+    AFTER_SEND = "after_send"
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How often and how long to retry.
+
+    Backoff is ``min(initial_delay * 2**attempt, max_delay)`` with up to 25 %
+    jitter taken off; a server-given delay (``retry-after-ms``, ``Retry-After``
+    seconds or HTTP date) is honoured when it is at most ``max_server_delay``.
+    """
+
+    max_retries: int = 2
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    max_server_delay: float = 60.0
+
+
+RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def server_delay(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
+    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            value = float(raw_ms) / 1000
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value) and value >= 0:
+            return value
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def retry_delay(
+    policy: RetryPolicy,
+    attempt: int,
+    *,
+    idempotent: bool,
+    status: int | None = None,
+    failure: Failure | None = None,
+    headers: Mapping[str, str] | None = None,
+    jitter: float = 0.0,
+    now: datetime | None = None,
+) -> float | None:
+    """Seconds to wait before retry number ``attempt + 1``, or ``None`` for "do not retry".
+
+    A non-idempotent request (starting a recording) is retried only when it
+    provably was not processed: the connection was never made, or the answer
+    was 429. ``jitter`` is a number in ``[0, 1)`` (random in production).
+    """
+    if attempt >= policy.max_retries:
+        return None
+    if failure is Failure.CONNECT or status == 429:
+        pass
+    elif failure is Failure.AFTER_SEND or status in RETRYABLE_STATUSES:
+        if not idempotent:
+            return None
+    else:
+        return None
+    given = server_delay(headers or {}, now=now)
+    if given is not None:
+        return given if given <= policy.max_server_delay else None
+    backoff = min(policy.initial_delay * 2.0**attempt, policy.max_delay)
+    return backoff * (1 - 0.25 * jitter)
+
+
+# -- paging ----------------------------------------------------------------------------
+
+
+def page_count(total_count: int, per_page: int) -> int:
+    """Number of pages needed for ``total_count`` items at ``per_page`` a page."""
+    return max(0, -(-total_count // per_page))

@@ -72,7 +72,6 @@ from ._sansio import RetryPolicy
 from ._version import __version__
 
 __all__ = [
-    "DEFAULT_RATE_LIMIT",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
@@ -87,6 +86,7 @@ __all__ = [
     "CallerType",
     "ClientOptions",
     "ConflictError",
+    "DEFAULT_RATE_LIMIT",
     "DownloadError",
     "InteractiveConfig",
     "InteractiveConfigType",

@@ -26,13 +26,21 @@ from ._config import (
     DEFAULT_TIMEOUT,
     ClientOptions,
     RateLimit,
-    check_max_retries,
     resolve_options,
+    to_retry_policy,
     to_timeout,
 )
 from ._exceptions import APIConnectionError, APITimeoutError, RealtimeKitError, ValidationError
 from ._recordings import Recordings
-from ._sansio import Failure, check_id, recordings_url, retry_delay, status_error, unwrap
+from ._sansio import (
+    Failure,
+    RetryPolicy,
+    check_id,
+    recordings_url,
+    retry_delay,
+    status_error,
+    unwrap,
+)
 from ._version import __version__
 
 __all__ = ["RealtimeKit"]
@@ -102,7 +110,8 @@ class RealtimeKit:
     Raises :class:`ValidationError` when no token or account id can be found.
 
     A ``session`` passed in is used for every request and left open on close.
-    ``rate_limit=None`` turns the client-side limiter off.
+    ``rate_limit=None`` turns the client-side limiter off. ``max_retries`` is a
+    count, or a :class:`RetryPolicy` to also set the backoff.
     """
 
     recordings: Recordings
@@ -115,7 +124,7 @@ class RealtimeKit:
         app_id: str | None = None,
         base_url: str | URL | None = None,
         timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
-        max_retries: int = 2,
+        max_retries: int | RetryPolicy = 2,
         rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         session: aiohttp.ClientSession | None = None,
@@ -155,7 +164,7 @@ class RealtimeKit:
         *,
         app_id: str | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
-        max_retries: int | None = None,
+        max_retries: int | RetryPolicy | None = None,
     ) -> RealtimeKit:
         """A copy of this client with some settings changed, sharing its session and limits.
 
@@ -167,8 +176,12 @@ class RealtimeKit:
         if timeout is not None:
             changes["timeout"] = to_timeout(timeout)
         if max_retries is not None:
-            changes["retry"] = attrs.evolve(
-                self._options.retry, max_retries=check_max_retries(max_retries)
+            changes["retry"] = (
+                max_retries
+                if isinstance(max_retries, RetryPolicy)
+                else attrs.evolve(
+                    self._options.retry, max_retries=to_retry_policy(max_retries).max_retries
+                )
             )
         copy = object.__new__(RealtimeKit)
         copy._init(attrs.evolve(self._options, **changes), self._transport, owner=False)

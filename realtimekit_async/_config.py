@@ -13,7 +13,14 @@ from yarl import URL
 from ._exceptions import ValidationError
 from ._sansio import DEFAULT_BASE_URL, RetryPolicy
 
-__all__ = ["DEFAULT_RATE_LIMIT", "ClientOptions", "RateLimit", "resolve_options", "to_timeout"]
+__all__ = [
+    "DEFAULT_RATE_LIMIT",
+    "ClientOptions",
+    "RateLimit",
+    "resolve_options",
+    "to_retry_policy",
+    "to_timeout",
+]
 
 ENV_API_TOKEN: Final = "CLOUDFLARE_API_TOKEN"
 ENV_ACCOUNT_ID: Final = "CLOUDFLARE_ACCOUNT_ID"
@@ -70,11 +77,13 @@ def to_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     )
 
 
-def check_max_retries(value: object) -> int:
-    """Return ``value`` if it is a valid retry count; raise :class:`ValidationError`."""
+def to_retry_policy(value: int | RetryPolicy) -> RetryPolicy:
+    """A retry count or a full policy, as a policy; raise :class:`ValidationError` if invalid."""
+    if isinstance(value, RetryPolicy):
+        return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationError("max_retries", f"must be an integer >= 0, got {value!r}")
-    return value
+    return RetryPolicy(max_retries=value)
 
 
 def _base_url(value: str | URL) -> URL:
@@ -93,7 +102,7 @@ def resolve_options(
     app_id: str | None,
     base_url: str | URL | None,
     timeout: float | aiohttp.ClientTimeout,
-    max_retries: int,
+    max_retries: int | RetryPolicy,
     env: Mapping[str, str] = os.environ,
 ) -> ClientOptions:
     """Merge arguments with the environment; raise :class:`ValidationError` if unusable."""
@@ -112,5 +121,5 @@ def resolve_options(
         app_id=app,
         base_url=_base_url(base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL),
         timeout=to_timeout(timeout),
-        retry=RetryPolicy(max_retries=check_max_retries(max_retries)),
+        retry=to_retry_policy(max_retries),
     )

@@ -9,7 +9,7 @@ and raise :class:`ValidationError` naming the field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -402,9 +402,13 @@ class TrackOutput:
     storage_config: StorageConfig | None = None
 
 
+def _outputs(value: Iterable[TrackOutput]) -> tuple[TrackOutput, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class TrackLayer:
-    outputs: tuple[TrackOutput, ...] = attrs.field(converter=tuple)
+    outputs: tuple[TrackOutput, ...] = attrs.field(converter=_outputs)
     file_name_prefix: str | None = None
 
 

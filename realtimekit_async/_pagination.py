@@ -93,8 +93,15 @@ class RecordingPaginator:
                 yield page, fresh
                 last = _last_page(page, page_no, self._per_page)
         finally:
-            # Runs on exhaustion, error, and when the caller breaks out early.
+            # Runs on exhaustion, on error, and (via the event loop's async-generator
+            # finaliser) when the caller breaks out early. It must not await: it may
+            # run from a finaliser task that nothing waits for.
             for task in window:
+                task.add_done_callback(_retrieve)
                 task.cancel()
-            if window:
-                await asyncio.gather(*window, return_exceptions=True)
+
+
+def _retrieve(task: asyncio.Future[RecordingPage]) -> None:
+    """Mark an abandoned prefetch's outcome as seen, so asyncio does not log it."""
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,69 @@
+"""Shared fixtures: an HTTP mock standing in for the Cloudflare API, and a client on it.
+
+aioresponses 0.7.9 cannot mock aiohttp 3.14 (pnuckowski/aioresponses#289), so
+HTTP-level unit tests use aiointercept, which routes requests through a real
+local aiohttp.web server: what the tests see is what went over the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiointercept import aiointercept
+
+from realtimekit_async import RealtimeKit, RetryPolicy
+
+TOKEN = "test-token-5f2b8c"
+ACCOUNT = "acc123"
+APP = "app456"
+BASE = "https://api.cloudflare.com/client/v4"
+# The backoff schedule itself is tested in test_sansio; here retries should be quick.
+FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.002)
+RECORDINGS = f"{BASE}/accounts/{ACCOUNT}/realtime/kit/{APP}/recordings"
+
+
+def recording_json(**overrides: Any) -> dict[str, Any]:
+    """A recording as the API sends it, nullable fields present with null."""
+    doc: dict[str, Any] = {
+        "id": "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e",
+        "audio_download_url": None,
+        "download_url": None,
+        "download_url_expiry": None,
+        "file_size": None,
+        "invoked_time": "2025-01-02T03:04:05.678Z",
+        "output_file_name": "meeting.mp4",
+        "session_id": None,
+        "started_time": None,
+        "status": "INVOKED",
+        "stopped_time": None,
+        "recording_duration": 0,
+    }
+    doc.update(overrides)
+    return doc
+
+
+def ok(data: Any, **extra: Any) -> dict[str, Any]:
+    return {"success": True, "data": data, **extra}
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Any]:
+    """The mocked Cloudflare API (requests to api.cloudflare.com land here)."""
+    async with aiointercept(mock_external_urls=True) as mock:
+        yield mock
+
+
+@pytest.fixture
+async def client(api: Any) -> AsyncIterator[RealtimeKit]:
+    """A client on the default base URL with fast retries and no rate limit."""
+    async with RealtimeKit(
+        api_token=TOKEN, account_id=ACCOUNT, app_id=APP, rate_limit=None, max_retries=FAST_RETRY
+    ) as rtk:
+        yield rtk
+
+
+def sent(api: Any) -> list[Any]:
+    """Every request the mock received, in order."""
+    return [request for _key, request in api.ordered_requests]

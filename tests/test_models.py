@@ -1,0 +1,257 @@
+"""Models and the converter: lenient decoding, strict and named input validation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from realtimekit_async import (
+    AudioCodec,
+    AudioConfig,
+    Caller,
+    ListRecordingsParams,
+    Meeting,
+    MeetingStatus,
+    Recording,
+    RecordingActionParams,
+    RecordingPage,
+    RecordingStatus,
+    StartRecordingParams,
+    StartTrackRecordingParams,
+    StorageConfig,
+    TrackLayer,
+    TrackOutput,
+    ValidationError,
+    VideoCodec,
+    VideoConfig,
+    Watermark,
+    WatermarkPosition,
+    WatermarkSize,
+)
+from realtimekit_async._converter import converter, format_datetime, parse_datetime
+
+from .conftest import recording_json
+
+
+def test_recording_decodes_nulls_as_none() -> None:
+    rec = converter.structure(recording_json(), Recording)
+    assert rec.id == "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
+    assert rec.status is RecordingStatus.INVOKED
+    assert rec.download_url is None
+    assert rec.file_size is None
+    assert rec.started_time is None
+    assert rec.invoked_time == datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+
+def test_unknown_fields_are_ignored() -> None:
+    doc = recording_json(brand_new_field={"x": 1})
+    doc["meeting"] = {"id": "m1", "recording_config": {"anything": True}}
+    rec = converter.structure(doc, Recording)
+    assert rec.meeting == Meeting(id="m1")
+
+
+def test_unknown_enum_value_keeps_raw_string() -> None:
+    rec = converter.structure(recording_json(status="ARCHIVED"), Recording)
+    assert rec.status == "ARCHIVED"
+    assert rec.status.value == "ARCHIVED"
+    assert isinstance(rec.status, RecordingStatus)
+    assert rec.status not in set(RecordingStatus)
+    # It round-trips as the same raw string.
+    assert converter.unstructure(rec)["status"] == "ARCHIVED"
+
+
+def test_unknown_enum_is_not_accepted_as_input() -> None:
+    unknown = converter.structure(recording_json(status="ARCHIVED"), Recording).status
+    with pytest.raises(ValidationError, match="status"):
+        ListRecordingsParams(status=[unknown])
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2025-01-02T03:04:05Z", datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2025-01-02T03:04:05.1Z", datetime(2025, 1, 2, 3, 4, 5, 100000, tzinfo=UTC)),
+        ("2025-01-02T03:04:05.123456Z", datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)),
+        ("2025-01-02T03:04:05", datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        (
+            "2025-01-02T08:34:05+05:30",
+            datetime(2025, 1, 2, 8, 34, 5, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        ),
+    ],
+)
+def test_timestamps_become_aware(raw: str, expected: datetime) -> None:
+    parsed = parse_datetime(raw)
+    assert parsed == expected
+    assert parsed.tzinfo is not None
+
+
+def test_format_datetime_is_utc_millis_z() -> None:
+    when = datetime(2025, 1, 2, 8, 34, 5, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    assert format_datetime(when) == "2025-01-02T03:04:05.123Z"
+
+
+@pytest.mark.parametrize("size", [2044680, 2044680.0, "2044680"])
+def test_numbers_as_int_float_or_string(size: Any) -> None:
+    rec = converter.structure(recording_json(file_size=size, recording_duration=12.0), Recording)
+    assert rec.file_size == 2044680
+    assert isinstance(rec.file_size, int)
+    assert rec.recording_duration == 12
+
+
+def test_caller_user_id_uses_wire_name() -> None:
+    caller = converter.structure({"name": "n", "type": "USER", "user_Id": "u1"}, Caller)
+    assert caller.user_id == "u1"
+    assert converter.unstructure(caller) == {"name": "n", "type": "USER", "user_Id": "u1"}
+
+
+def test_page_decodes() -> None:
+    page = converter.structure(
+        {
+            "success": True,
+            "data": [recording_json(id="a"), recording_json(id="b")],
+            "paging": {"start_offset": 1, "end_offset": 2, "total_count": 30.0},
+        },
+        RecordingPage,
+    )
+    assert [r.id for r in page.data] == ["a", "b"]
+    assert page.paging.total_count == 30
+
+
+def test_meeting_status_enum() -> None:
+    meeting = converter.structure({"id": "m", "status": "INACTIVE"}, Meeting)
+    assert meeting.status is MeetingStatus.INACTIVE
+
+
+def test_request_omits_unset_fields() -> None:
+    params = StartRecordingParams(
+        meeting_id="m1",
+        audio_config=AudioConfig(codec=AudioCodec.AAC),
+        video_config=VideoConfig(
+            codec=VideoCodec.H264,
+            width=1280,
+            height=720,
+            watermark=Watermark(
+                position=WatermarkPosition.LEFT_TOP, size=WatermarkSize(width=10, height=10)
+            ),
+        ),
+    )
+    assert converter.unstructure(params) == {
+        "meeting_id": "m1",
+        "audio_config": {"codec": "AAC"},
+        "video_config": {
+            "codec": "H264",
+            "height": 720,
+            "width": 1280,
+            "watermark": {"position": "left top", "size": {"height": 10, "width": 10}},
+        },
+    }
+
+
+def test_plain_strings_are_accepted_for_documented_values() -> None:
+    config = VideoConfig(codec="VP8")  # type: ignore[arg-type]
+    assert converter.unstructure(config) == {"codec": "VP8"}
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: StartRecordingParams(meeting_id=""), "meeting_id"),
+        (lambda: StartRecordingParams(meeting_id="   "), "meeting_id"),
+        (lambda: StartRecordingParams(meeting_id="m", max_seconds=59), "max_seconds"),
+        (lambda: StartRecordingParams(meeting_id="m", max_seconds=86401), "max_seconds"),
+        (lambda: StartRecordingParams(meeting_id="m", max_seconds=True), "max_seconds"),
+        (
+            lambda: Watermark(position="center"),  # type: ignore[arg-type]
+            "position",
+        ),
+        (
+            lambda: VideoConfig(codec="H265"),  # type: ignore[arg-type]
+            "codec",
+        ),
+        (
+            lambda: AudioConfig(codec="OPUS"),  # type: ignore[arg-type]
+            "codec",
+        ),
+        (
+            lambda: StorageConfig(type="dropbox"),  # type: ignore[arg-type]
+            "type",
+        ),
+        (lambda: ListRecordingsParams(per_page=0), "per_page"),
+        (lambda: ListRecordingsParams(page_no=0), "page_no"),
+        (lambda: ListRecordingsParams(status="DONE"), "status"),
+        (lambda: ListRecordingsParams(start_time=datetime(2025, 1, 1)), "start_time"),
+        (
+            lambda: ListRecordingsParams(
+                start_time=datetime(2025, 2, 1, tzinfo=UTC),
+                end_time=datetime(2025, 1, 1, tzinfo=UTC),
+            ),
+            "start_time",
+        ),
+        (
+            lambda: RecordingActionParams(action="delete"),  # type: ignore[arg-type]
+            "action",
+        ),
+        (lambda: StartTrackRecordingParams(meeting_id="m", layers={}), "layers"),
+        (
+            lambda: TrackOutput(type="S3"),  # type: ignore[arg-type]
+            "type",
+        ),
+    ],
+)
+def test_bad_input_names_the_field(build: Any, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        build()
+    assert info.value.field == field
+    assert str(info.value).startswith(f"{field}: ")
+    assert isinstance(info.value, ValueError)
+
+
+def test_max_seconds_bounds_are_inclusive() -> None:
+    assert StartRecordingParams(meeting_id="m", max_seconds=60).max_seconds == 60
+    assert StartRecordingParams(meeting_id="m", max_seconds=86400).max_seconds == 86400
+
+
+def test_storage_secrets_are_redacted_in_repr() -> None:
+    config = StorageConfig(
+        type="sftp",  # type: ignore[arg-type]
+        access_key="AKIA-visible-key",
+        secret="s3cr3t-value",
+        password="hunter2-pw",
+        private_key="-----BEGIN KEY-----xyz",
+        username="bob",
+    )
+    text = repr(config)
+    for secret in ("AKIA-visible-key", "s3cr3t-value", "hunter2-pw", "BEGIN KEY"):
+        assert secret not in text
+    assert "username='bob'" in text
+    assert "secret='***'" in text
+    # Redaction is display only: the request still carries the secret.
+    assert converter.unstructure(config)["secret"] == "s3cr3t-value"
+
+
+def test_download_urls_are_kept_out_of_repr() -> None:
+    rec = converter.structure(
+        recording_json(download_url="https://files.example/x?X-Signature=abc"), Recording
+    )
+    assert "X-Signature" not in repr(rec)
+
+
+def test_track_layers_round_trip() -> None:
+    params = StartTrackRecordingParams(
+        meeting_id="m",
+        layers={"default": TrackLayer(outputs=[TrackOutput(type="REALTIMEKIT_BUCKET")])},  # type: ignore[arg-type]
+        max_seconds=60,
+    )
+    assert converter.unstructure(params) == {
+        "meeting_id": "m",
+        "layers": {"default": {"outputs": [{"type": "REALTIMEKIT_BUCKET"}]}},
+        "max_seconds": 60,
+    }
+
+
+def test_models_are_frozen() -> None:
+    rec = converter.structure(recording_json(), Recording)
+    with pytest.raises(AttributeError):
+        rec.id = "other"  # type: ignore[misc]

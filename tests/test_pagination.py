@@ -1,0 +1,219 @@
+"""Auto-pagination: ordering, prefetch, stopping rules and de-duplication."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from realtimekit_async import Paging, RealtimeKit, Recording, RecordingPage, RecordingStatus
+from realtimekit_async._pagination import RecordingPaginator
+
+from .conftest import RECORDINGS, ok, recording_json, sent
+
+
+def rec(i: int | str) -> Recording:
+    return Recording(id=str(i), status=RecordingStatus.UPLOADED)
+
+
+class FakeServer:
+    """An offset-paged list whose contents a test can change between page requests."""
+
+    def __init__(self, ids: list[int], per_page: int) -> None:
+        self.ids = list(ids)
+        self.per_page = per_page
+        self.requested: list[int] = []
+        self.before_page: Callable[[int], None] = lambda page_no: None
+        self.total_override: int | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def fetch(self, page_no: int) -> RecordingPage:
+        self.requested.append(page_no)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # let prefetched requests overlap
+            self.before_page(page_no)
+            start = (page_no - 1) * self.per_page
+            chunk = self.ids[start : start + self.per_page]
+            total = self.total_override if self.total_override is not None else len(self.ids)
+            return RecordingPage(
+                data=tuple(rec(i) for i in chunk),
+                paging=Paging(
+                    start_offset=start + 1, end_offset=start + len(chunk), total_count=total
+                ),
+            )
+        finally:
+            self.in_flight -= 1
+
+    def paginator(self, prefetch: int = 4, page_no: int = 1) -> RecordingPaginator:
+        return RecordingPaginator(
+            self.fetch, page_no=page_no, per_page=self.per_page, prefetch=prefetch
+        )
+
+
+async def ids_of(paginator: RecordingPaginator) -> list[str]:
+    return [r.id async for r in paginator]
+
+
+@pytest.mark.parametrize("prefetch", [1, 3, 8])
+@pytest.mark.parametrize(("count", "per_page"), [(0, 10), (1, 10), (10, 10), (25, 10), (101, 7)])
+async def test_walks_everything_in_order(count: int, per_page: int, prefetch: int) -> None:
+    server = FakeServer(list(range(count)), per_page)
+    assert await ids_of(server.paginator(prefetch)) == [str(i) for i in range(count)]
+    pages = -(-count // per_page)
+    assert sorted(server.requested) == list(range(1, max(pages, 1) + 1))
+
+
+async def test_await_gives_one_page() -> None:
+    server = FakeServer(list(range(25)), 10)
+    page = await server.paginator(page_no=2)
+    assert [r.id for r in page.data] == [str(i) for i in range(10, 20)]
+    assert server.requested == [2]
+
+
+async def test_walk_starts_at_the_requested_page() -> None:
+    server = FakeServer(list(range(25)), 10)
+    assert await ids_of(server.paginator(page_no=2)) == [str(i) for i in range(10, 25)]
+
+
+async def test_pages_yields_each_page() -> None:
+    server = FakeServer(list(range(25)), 10)
+    sizes = [len(p.data) async for p in server.paginator().pages()]
+    assert sizes == [10, 10, 5]
+
+
+async def test_prefetch_bounds_concurrency() -> None:
+    server = FakeServer(list(range(200)), 10)
+    await ids_of(server.paginator(prefetch=3))
+    assert server.max_in_flight == 3
+    server = FakeServer(list(range(200)), 10)
+    await ids_of(server.paginator(prefetch=1))
+    assert server.max_in_flight == 1
+
+
+async def test_stops_on_empty_page_despite_a_larger_total() -> None:
+    server = FakeServer(list(range(15)), 10)
+    server.total_override = 1000  # a wrong total must not make us walk 100 pages
+    assert await ids_of(server.paginator(prefetch=2)) == [str(i) for i in range(15)]
+    assert max(server.requested) <= 4
+
+
+async def test_total_shrinking_mid_walk() -> None:
+    server = FakeServer(list(range(50)), 10)
+
+    def shrink(page_no: int) -> None:
+        if page_no == 2:
+            del server.ids[30:]
+
+    server.before_page = shrink
+    assert await ids_of(server.paginator(prefetch=1)) == [str(i) for i in range(30)]
+    assert server.requested == [1, 2, 3]  # the new total ends the walk at page 3
+
+
+async def test_total_growing_mid_walk() -> None:
+    server = FakeServer(list(range(20)), 10)
+
+    def grow(page_no: int) -> None:
+        if page_no == 2:
+            server.ids.extend(range(20, 35))
+
+    server.before_page = grow
+    assert await ids_of(server.paginator(prefetch=1)) == [str(i) for i in range(35)]
+
+
+async def test_shifted_pages_never_yield_twice() -> None:
+    server = FakeServer(list(range(30)), 10)
+
+    def insert_at_front(page_no: int) -> None:
+        if page_no > 1:
+            server.ids.insert(0, 1000 + page_no)  # newest first: pushes everything back
+
+    server.before_page = insert_at_front
+    got = await ids_of(server.paginator(prefetch=1))
+    assert len(got) == len(set(got))
+    assert {str(i) for i in range(30)} <= set(got)
+
+
+async def test_repeated_page_stops_the_walk() -> None:
+    calls: list[int] = []
+
+    async def same_page(page_no: int) -> RecordingPage:
+        calls.append(page_no)
+        return RecordingPage(data=(rec(1), rec(2)), paging=Paging(total_count=10**9))
+
+    paginator = RecordingPaginator(same_page, page_no=1, per_page=2, prefetch=4)
+    assert await ids_of(paginator) == ["1", "2"]
+    assert len(calls) <= 5
+
+
+async def test_missing_total_walks_until_a_short_page() -> None:
+    async def no_total(page_no: int) -> RecordingPage:
+        items = list(range((page_no - 1) * 10, min(page_no * 10, 25)))
+        return RecordingPage(data=tuple(rec(i) for i in items), paging=Paging())
+
+    got = await ids_of(RecordingPaginator(no_total, page_no=1, per_page=10, prefetch=4))
+    assert got == [str(i) for i in range(25)]
+
+
+async def test_error_in_a_prefetched_page_propagates_in_order() -> None:
+    server = FakeServer(list(range(50)), 10)
+
+    def fail(page_no: int) -> None:
+        if page_no == 3:
+            raise RuntimeError("page 3 broke")
+
+    server.before_page = fail
+    got: list[str] = []
+
+    async def consume() -> None:
+        async for r in server.paginator(prefetch=4):
+            got.append(r.id)
+
+    with pytest.raises(RuntimeError, match="page 3 broke"):
+        await consume()
+    assert got == [str(i) for i in range(20)]  # everything before the bad page arrived
+
+
+async def test_early_break_leaves_no_task_behind() -> None:
+    server = FakeServer(list(range(1000)), 10)
+    async for r in server.paginator(prefetch=8):
+        if r.id == "15":
+            break
+    gc.collect()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert max(server.requested) <= 1 + 8 + 1
+
+
+async def test_walk_over_http(api: Any, client: RealtimeKit) -> None:
+    for page_no, ids in [(1, ["a", "b"]), (2, ["c", "d"]), (3, ["e"])]:
+        api.get(
+            f"{RECORDINGS}?status=UPLOADED&page_no={page_no}&per_page=2",
+            payload=ok([recording_json(id=i) for i in ids], paging={"total_count": 5}),
+        )
+    got = [r.id async for r in client.recordings.list(status="UPLOADED", per_page=2)]
+    assert got == ["a", "b", "c", "d", "e"]
+    assert sorted(r.query["page_no"] for r in sent(api)) == ["1", "2", "3"]
+    assert all(r.query.getall("status") == ["UPLOADED"] for r in sent(api))
+
+
+async def test_early_break_over_http_then_close(api: Any, client: RealtimeKit) -> None:
+    for page_no in range(1, 6):
+        api.get(
+            f"{RECORDINGS}?page_no={page_no}&per_page=2",
+            payload=ok(
+                [recording_json(id=f"{page_no}-{i}") for i in range(2)], paging={"total_count": 10}
+            ),
+        )
+    async for r in client.recordings.list(per_page=2, prefetch=4):
+        assert r.id == "1-0"
+        break
+    gc.collect()
+    await asyncio.sleep(0.05)
+    assert asyncio.all_tasks() == {asyncio.current_task()}

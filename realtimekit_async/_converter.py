@@ -69,6 +69,13 @@ def format_datetime(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _structure_bool(value: Any, _: Any) -> bool:
+    # Registered explicitly: bool subclasses int, so it would otherwise get the int hook.
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
 def _structure_int(value: Any, _: Any) -> int:
     # JSON numbers arrive as int or float (file_size: 0 vs 0.0); webhooks send strings.
     if isinstance(value, bool):
@@ -81,6 +88,7 @@ def _make_converter() -> Converter:
     conv.register_structure_hook(datetime, parse_datetime)
     conv.register_unstructure_hook(datetime, format_datetime)
     conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(bool, _structure_bool)
     # Registered on the StrEnum base (which precedes `str` in every member's MRO)
     # so that singledispatch picks these over cattrs' plain `str` handling.
     conv.register_structure_hook(StrEnum, _structure_open_enum)

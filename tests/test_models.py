@@ -119,6 +119,25 @@ def test_page_decodes() -> None:
     assert page.paging.total_count == 30
 
 
+def test_meeting_booleans_and_numbers() -> None:
+    meeting = converter.structure(
+        {
+            "id": "m",
+            "live_stream_on_start": True,
+            "persist_chat": False,
+            "record_on_start": "false",
+            "session_keep_alive_time_in_secs": 60.0,
+            "summarize_on_end": True,
+        },
+        Meeting,
+    )
+    assert meeting.live_stream_on_start is True
+    assert meeting.persist_chat is False
+    assert meeting.record_on_start is False
+    assert meeting.summarize_on_end is True
+    assert meeting.session_keep_alive_time_in_secs == 60
+
+
 def test_meeting_status_enum() -> None:
     meeting = converter.structure({"id": "m", "status": "INACTIVE"}, Meeting)
     assert meeting.status is MeetingStatus.INACTIVE

@@ -1,0 +1,410 @@
+"""The ``realtimekit`` command line.
+
+``realtimekit recordings list|get|start|stop|pause|resume|active``, ``emulator``
+and ``demo``. Human output is an aligned table; ``--json`` prints JSON lines.
+Expected failures (bad token, not found, bad argument) are one line on stderr
+and a non-zero exit: 2 for bad input, 1 for API and network errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TextIO
+
+from yarl import URL
+
+from ._client import RealtimeKit
+from ._config import ENV_ACCOUNT_ID, ENV_API_TOKEN, ENV_APP_ID, ENV_BASE_URL
+from ._converter import converter
+from ._exceptions import RealtimeKitError, ValidationError
+from ._models import Recording, RecordingStatus
+from ._version import __version__
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are a single line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def safe_url(url: str | None) -> str:
+    """A presigned URL without its query (the signature is a credential)."""
+    if not url:
+        return "-"
+    parsed = URL(url)
+    return str(parsed.with_query(None).with_fragment(None)) + ("?…" if parsed.query_string else "")
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces, headers first."""
+    body = [list(headers), *(list(r) for r in rows)]
+    widths = [max(len(row[i]) for row in body) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in body
+    )
+
+
+LIST_HEADERS = ("ID", "STATUS", "MEETING", "INVOKED", "DURATION", "SIZE")
+
+
+def list_row(rec: Recording) -> list[str]:
+    return [
+        rec.id,
+        str(rec.status),
+        rec.meeting.id if rec.meeting else "-",
+        _when(rec.invoked_time),
+        "-" if rec.recording_duration is None else f"{rec.recording_duration}s",
+        _size(rec.file_size),
+    ]
+
+
+def detail(rec: Recording) -> str:
+    """A two-column view of one recording (download URLs shown without their query)."""
+    rows = [
+        ("id", rec.id),
+        ("status", str(rec.status)),
+        ("meeting", rec.meeting.id if rec.meeting else "-"),
+        ("output_file_name", rec.output_file_name or "-"),
+        ("invoked_time", _when(rec.invoked_time)),
+        ("started_time", _when(rec.started_time)),
+        ("stopped_time", _when(rec.stopped_time)),
+        (
+            "recording_duration",
+            "-" if rec.recording_duration is None else f"{rec.recording_duration}s",
+        ),
+        ("file_size", _size(rec.file_size)),
+        ("download_url", safe_url(rec.download_url)),
+        ("audio_download_url", safe_url(rec.audio_download_url)),
+        ("download_url_expiry", _when(rec.download_url_expiry)),
+    ]
+    return table(("FIELD", "VALUE"), rows)
+
+
+def json_line(rec: Recording) -> str:
+    return json.dumps(converter.unstructure(rec), separators=(",", ":"), ensure_ascii=False)
+
+
+# -- arguments ------------------------------------------------------------------------------
+
+
+def parse_when(text: str) -> datetime:
+    """An ISO 8601 date or time for ``--since``/``--until``; naive means UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _status(text: str) -> RecordingStatus:
+    try:
+        return RecordingStatus(text.upper())
+    except ValueError:
+        known = ", ".join(s.value for s in RecordingStatus)
+        raise argparse.ArgumentTypeError(f"unknown status {text!r} (one of {known})") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for tests and docs)."""
+    common = _Parser(add_help=False)
+    auth = common.add_argument_group("connection (flags win over the environment)")
+    auth.add_argument("--api-token", help=f"API token (default ${ENV_API_TOKEN})")
+    auth.add_argument("--account-id", help=f"account id (default ${ENV_ACCOUNT_ID})")
+    auth.add_argument("--app-id", help=f"RealtimeKit app id (default ${ENV_APP_ID})")
+    auth.add_argument("--base-url", help=f"API base URL (default ${ENV_BASE_URL} or Cloudflare)")
+    auth.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run against an embedded emulator instead of Cloudflare",
+    )
+    auth.add_argument(
+        "--emulator-recordings",
+        type=int,
+        default=250,
+        metavar="N",
+        help="recordings seeded into the embedded emulator (default 250)",
+    )
+    common.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+
+    parser = _Parser(prog="realtimekit", description="Cloudflare RealtimeKit recordings.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    recordings = commands.add_parser("recordings", help="list, inspect and control recordings")
+    actions = recordings.add_subparsers(dest="action", required=True, parser_class=_Parser)
+
+    listing = actions.add_parser("list", parents=[common], help="list recordings")
+    listing.add_argument("--all", action="store_true", help="walk every page, not just one")
+    listing.add_argument("--status", type=_status, action="append", help="filter (repeatable)")
+    listing.add_argument("--meeting-id")
+    listing.add_argument("--search", help="meeting id or title contains")
+    listing.add_argument("--since", type=parse_when, help="invoked at or after (ISO 8601)")
+    listing.add_argument("--until", type=parse_when, help="invoked at or before (ISO 8601)")
+    listing.add_argument("--page", type=_positive, default=1, help="page number (default 1)")
+    listing.add_argument("--per-page", type=_positive, default=25, help="page size (default 25)")
+
+    for name, helptext in (
+        ("get", "show one recording"),
+        ("stop", "stop a recording"),
+        ("pause", "pause a recording"),
+        ("resume", "resume a paused recording"),
+    ):
+        action = actions.add_parser(name, parents=[common], help=helptext)
+        action.add_argument("recording_id")
+
+    active = actions.add_parser("active", parents=[common], help="a meeting's active recording")
+    active.add_argument("meeting_id")
+
+    start = actions.add_parser("start", parents=[common], help="start recording a meeting")
+    start.add_argument("meeting_id")
+    start.add_argument("--max-seconds", type=int, help="60..86400")
+    start.add_argument("--file-name-prefix")
+    start.add_argument("--allow-multiple", action="store_true", help="allow_multiple_recordings")
+
+    emulator = commands.add_parser("emulator", help="run a local RealtimeKit emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8788)
+    emulator.add_argument("--storage-port", type=int, default=0, help="0 picks a free port")
+    emulator.add_argument("--recordings", type=int, default=1000, help="seeded recordings")
+    emulator.add_argument("--seed", type=int, default=0)
+    emulator.add_argument("--speed", type=float, default=1.0, help="emulated seconds per second")
+    emulator.add_argument("--token", help="bearer token to accept (default: the emulator's)")
+
+    commands.add_parser("demo", help="the main job, against an embedded emulator")
+    return parser
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def open_client(args: argparse.Namespace) -> AsyncIterator[RealtimeKit]:
+    """The client the command runs against: Cloudflare, or an embedded emulator."""
+    if not args.emulator:
+        async with RealtimeKit(
+            api_token=args.api_token,
+            account_id=args.account_id,
+            app_id=args.app_id,
+            base_url=args.base_url,
+        ) as client:
+            yield client
+        return
+    from .emulator import Emulator
+
+    async with (
+        Emulator(recordings=args.emulator_recordings, speed=30.0) as emu,
+        RealtimeKit(
+            api_token=emu.token,
+            account_id=emu.account_id,
+            app_id=emu.app_id,
+            base_url=emu.base_url,
+        ) as client,
+    ):
+        yield client
+
+
+async def _recordings(args: argparse.Namespace, out: TextIO) -> int:
+    async with open_client(args) as client:
+        rec: Recording
+        if args.action == "list":
+            paginator = client.recordings.list(
+                status=args.status,
+                meeting_id=args.meeting_id,
+                search=args.search,
+                start_time=args.since,
+                end_time=args.until,
+                page_no=args.page,
+                per_page=args.per_page,
+            )
+            items = [r async for r in paginator] if args.all else list((await paginator).data)
+            if args.json:
+                for rec in items:
+                    print(json_line(rec), file=out)
+            else:
+                print(table(LIST_HEADERS, map(list_row, items)), file=out)
+                print(f"{len(items)} recording(s)", file=out)
+            return EXIT_OK
+        calls: dict[str, Callable[[], Any]] = {
+            "get": lambda: client.recordings.get(args.recording_id),
+            "stop": lambda: client.recordings.stop(args.recording_id),
+            "pause": lambda: client.recordings.pause(args.recording_id),
+            "resume": lambda: client.recordings.resume(args.recording_id),
+            "active": lambda: client.recordings.get_active(args.meeting_id),
+            "start": lambda: client.recordings.start(
+                args.meeting_id,
+                max_seconds=args.max_seconds,
+                file_name_prefix=args.file_name_prefix,
+                allow_multiple_recordings=True if args.allow_multiple else None,
+            ),
+        }
+        rec = await calls[args.action]()
+        print(json_line(rec) if args.json else detail(rec), file=out)
+        return EXIT_OK
+
+
+async def _emulator(args: argparse.Namespace, out: TextIO) -> int:
+    from .emulator import serve
+
+    options: dict[str, Any] = {
+        "recordings": args.recordings,
+        "seed": args.seed,
+        "speed": args.speed,
+        "storage_port": args.storage_port,
+    }
+    if args.token:
+        options["token"] = args.token
+    await serve(
+        args.host, args.port, announce=lambda line: print(line, file=out, flush=True), **options
+    )
+    return EXIT_OK
+
+
+DEMO_MEETINGS = 3
+
+
+async def demo(out: TextIO) -> int:
+    """Start, pause, resume and stop recordings on an embedded emulator, then list all."""
+    from .emulator import Emulator
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    # 60 emulated seconds per real second: the lifecycle's waits take a fraction of a second.
+    async with (
+        Emulator(recordings=1200, meetings=40, seed=7, speed=60.0) as emu,
+        RealtimeKit(
+            api_token=emu.token, account_id=emu.account_id, app_id=emu.app_id, base_url=emu.base_url
+        ) as client,
+    ):
+        say(f"emulator on {emu.base_url} with 1200 seeded recordings")
+        meetings = [f"demo-meeting-{n}" for n in range(1, DEMO_MEETINGS + 1)]
+        started = await asyncio.gather(
+            *(client.recordings.start(m, file_name_prefix="demo") for m in meetings)
+        )
+        for meeting, rec in zip(meetings, started, strict=True):
+            say(f"started  {rec.id} in {meeting}: {rec.status}")
+        recording = RecordingStatus.RECORDING
+        live = await asyncio.gather(
+            *(
+                client.recordings.wait_for(r.id, status=recording, poll_interval=0.05)
+                for r in started
+            )
+        )
+        for rec in live:
+            say(f"live     {rec.id}: {rec.status}")
+        for rec in await asyncio.gather(*(client.recordings.pause(r.id) for r in live)):
+            say(f"paused   {rec.id}: {rec.status}")
+        for rec in await asyncio.gather(*(client.recordings.resume(r.id) for r in live)):
+            say(f"resumed  {rec.id}: {rec.status}")
+        await asyncio.sleep(0.2)  # record ~12 emulated seconds before stopping
+        for rec in await asyncio.gather(*(client.recordings.stop(r.id) for r in live)):
+            say(f"stopped  {rec.id}: {rec.status}")
+        done = await asyncio.gather(
+            *(
+                client.recordings.wait_for(
+                    r.id, status=RecordingStatus.UPLOADED, timeout=30, poll_interval=0.05
+                )
+                for r in live
+            )
+        )
+        for rec in done:
+            say(
+                f"uploaded {rec.id}: {_size(rec.file_size)}, {rec.recording_duration}s, "
+                f"{safe_url(rec.download_url)}"
+            )
+        by_status: Counter[str] = Counter()
+        pages = 0
+        async for page in client.recordings.list(per_page=100).pages():
+            pages += 1
+            by_status.update(str(r.status) for r in page.data)
+        say("")
+        say(table(("STATUS", "COUNT"), [(s, str(n)) for s, n in sorted(by_status.items())]))
+        say(
+            f"\n{sum(by_status.values())} recordings listed over {pages} pages; "
+            f"{len(done)} demo recordings UPLOADED in {loop.time() - began:.1f}s"
+        )
+    return EXIT_OK
+
+
+# -- entry point -----------------------------------------------------------------------------
+
+
+async def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
+    if args.command == "recordings":
+        return await _recordings(args, out)
+    if args.command == "emulator":
+        return await _emulator(args, out)
+    return await demo(out)
+
+
+async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Run a parsed command; expected failures become one line on ``err`` and an exit code."""
+    try:
+        return await _dispatch(args, out)
+    except ValidationError as exc:
+        print(f"realtimekit: error: {exc}", file=err)
+        return EXIT_USAGE
+    except RealtimeKitError as exc:
+        print(f"realtimekit: error: {exc}", file=err)
+        return EXIT_FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``realtimekit`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(run(args, sys.stdout, sys.stderr))
+    except KeyboardInterrupt:
+        print("realtimekit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `realtimekit recordings list --all | head`: the reader left; that is fine.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

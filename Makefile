@@ -5,7 +5,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench bench-smoke soak clean
+OLD_VENV  ?= .venv-oldest
+OLD_STAMP := $(OLD_VENV)/.installed-stamp
+
+.PHONY: install demo test lint typecheck unit test-oldest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +22,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/realtimekit demo
 
-## Lint, types and the whole test suite (what CI runs).
-test: lint typecheck unit
+## Lint, types and the whole test suite, on the newest and the oldest supported
+## dependencies (what CI runs).
+test: lint typecheck unit test-oldest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,5 +36,15 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
+$(OLD_STAMP): pyproject.toml constraints-oldest.txt
+	$(PYTHON) -m venv $(OLD_VENV)
+	$(OLD_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OLD_VENV)/bin/python -m pip install --quiet -c constraints-oldest.txt -e '.[test,cli]'
+	touch $(OLD_STAMP)
+
+## The suite again on the oldest versions pyproject.toml admits (constraints-oldest.txt).
+test-oldest: $(OLD_STAMP)
+	$(OLD_VENV)/bin/pytest -q -m "not slow"
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OLD_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Behaviour tests of the RealtimeKit emulator (plain aiohttp, no SDK)."""

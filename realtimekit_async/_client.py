@@ -261,9 +261,9 @@ class RealtimeKit:
                         allow_redirects=False,
                     ) as response,
                 ):
-                    status = response.status
-                    answer_headers = response.headers
                     payload = await response.read()
+                    # Only a fully read answer counts: a body cut short is a failure.
+                    status, answer_headers = response.status, response.headers
             except aiohttp.ConnectionTimeoutError:
                 failure = Failure.CONNECT
                 error = APITimeoutError(

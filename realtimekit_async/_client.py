@@ -31,6 +31,7 @@ from ._config import (
     to_timeout,
 )
 from ._exceptions import APIConnectionError, APITimeoutError, RealtimeKitError, ValidationError
+from ._models import check_int
 from ._recordings import Recordings
 from ._sansio import (
     Failure,
@@ -129,10 +130,7 @@ class RealtimeKit:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-            raise ValidationError("max_concurrency", "must be an integer >= 1")
-        if max_concurrency < 1:
-            raise ValidationError("max_concurrency", "must be an integer >= 1")
+        check_int("max_concurrency", max_concurrency, 1)
         options = resolve_options(
             api_token=api_token,
             account_id=account_id,

@@ -11,6 +11,7 @@ import attrs
 from yarl import URL
 
 from ._exceptions import ValidationError
+from ._models import check_int
 from ._sansio import DEFAULT_BASE_URL, RetryPolicy
 
 __all__ = [
@@ -81,9 +82,7 @@ def to_retry_policy(value: int | RetryPolicy) -> RetryPolicy:
     """A retry count or a full policy, as a policy; raise :class:`ValidationError` if invalid."""
     if isinstance(value, RetryPolicy):
         return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError("max_retries", f"must be an integer >= 0, got {value!r}")
-    return RetryPolicy(max_retries=value)
+    return RetryPolicy(max_retries=check_int("max_retries", value, 0))
 
 
 def _base_url(value: str | URL) -> URL:

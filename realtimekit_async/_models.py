@@ -185,17 +185,22 @@ def _non_empty_str(_inst: object, attribute: attrs.Attribute[Any], value: object
         raise _fail(attribute, "must be a non-empty string")
 
 
-def _int_range(low: int, high: int | None = None) -> Any:
-    """Validator: an ``int`` (not a bool) within ``low..high``."""
+def check_int(field: str, value: object, low: int, high: int | None = None) -> int:
+    """Return ``value`` if it is an ``int`` (not a bool) in ``low..high``; else raise."""
     bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be an integer {bound}, got {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValidationError(field, f"must be {bound}, got {value}")
+    return value
+
+
+def _int_range(low: int, high: int | None = None) -> Any:
+    """Validator: ``None``, or an ``int`` within ``low..high``."""
 
     def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is None:
-            return
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(attribute, f"must be an integer {bound}, got {value!r}")
-        if value < low or (high is not None and value > high):
-            raise _fail(attribute, f"must be {bound}, got {value}")
+        if value is not None:
+            check_int(attribute.name, value, low, high)
 
     return check
 

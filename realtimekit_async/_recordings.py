@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import attrs
 
 from ._converter import converter
-from ._exceptions import APIResponseValidationError, ValidationError
+from ._exceptions import APIResponseValidationError
 from ._models import (
     AudioConfig,
     InteractiveConfig,
@@ -28,6 +28,7 @@ from ._models import (
     StorageConfig,
     TrackLayer,
     VideoConfig,
+    check_int,
 )
 from ._pagination import RecordingPaginator
 from ._sansio import check_id, encode_json, list_query
@@ -129,8 +130,7 @@ class Recordings:
             page_no=page_no,
             per_page=per_page,
         )
-        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
-            raise ValidationError("prefetch", f"must be an integer >= 1, got {prefetch!r}")
+        check_int("prefetch", prefetch, 1)
         self._client._url(app_id, ())  # fail now, not on first await, if app_id is missing
 
         async def fetch(number: int) -> RecordingPage:

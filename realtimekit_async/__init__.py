@@ -70,6 +70,7 @@ from ._pagination import RecordingPaginator
 from ._recordings import Recordings
 from ._sansio import RetryPolicy
 from ._version import __version__
+from ._waiter import RecordingWaiter
 
 __all__ = [
     "APIConnectionError",
@@ -109,6 +110,7 @@ __all__ = [
     "RecordingPage",
     "RecordingPaginator",
     "RecordingStatus",
+    "RecordingWaiter",
     "Recordings",
     "RetryPolicy",
     "RtmpOutConfig",

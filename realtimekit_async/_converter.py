@@ -13,10 +13,29 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, TypeVar
 
+import attrs
 from cattrs import Converter
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ._models import Caller
+from ._fastdecode import FastPaths, register_fast_hooks
+from ._models import (
+    Caller,
+    Meeting,
+    Paging,
+    Recording,
+    RecordingPage,
+    StartReason,
+    StopReason,
+    StorageConfig,
+)
+from ._webhook_models import (
+    DownloadUrl,
+    RecordingStatusUpdate,
+    TrackDownload,
+    WebhookMeeting,
+    WebhookOrganizer,
+    WebhookRecording,
+)
 
 __all__ = ["converter", "format_datetime", "parse_datetime"]
 
@@ -83,8 +102,53 @@ def _structure_int(value: Any, _: Any) -> int:
     return value if isinstance(value, int) else int(value)
 
 
+# -- webhook bodies: camelCase on the wire, unlike the REST API --------------------
+_CAMEL_CASE_CLASSES: Final = (
+    WebhookOrganizer,
+    WebhookMeeting,
+    WebhookRecording,
+    RecordingStatusUpdate,
+)
+# Keys where plain camelCase would guess wrong.
+_CAMEL_EXCEPTIONS: Final = {"room_uuid": "roomUUID"}
+
+
+def _camel(name: str) -> str:
+    if name in _CAMEL_EXCEPTIONS:
+        return _CAMEL_EXCEPTIONS[name]
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _register_webhook_hooks(conv: Converter) -> None:
+    # A composite recording sends one URL; a track recording a list of layers.
+    # Registered first: the class hooks below look it up when they are built.
+    def structure_download_url(value: Any, _: Any) -> DownloadUrl:
+        if value is None or isinstance(value, str):
+            return value
+        return conv.structure(value, tuple[TrackDownload, ...])
+
+    conv.register_structure_hook(DownloadUrl, structure_download_url)
+    for cls in _CAMEL_CASE_CLASSES:
+        names: dict[str, Any] = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
+        conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, **names))
+        conv.register_unstructure_hook(
+            cls, make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **names)
+        )
+
+
 def _make_converter() -> Converter:
     conv = Converter(omit_if_default=True, forbid_extra_keys=False, detailed_validation=False)
+    # Decoding hot path (see _fastdecode): first, since class hooks bind field hooks when built.
+    register_fast_hooks(
+        conv,
+        (RecordingPage, Recording, Meeting, Paging, StartReason, StopReason, StorageConfig),
+        FastPaths(
+            exact={_structure_int: int, _structure_bool: bool},
+            datetime_hook=parse_datetime,
+            enum_hook=_structure_open_enum,
+        ),
+    )
     conv.register_structure_hook(datetime, parse_datetime)
     conv.register_unstructure_hook(datetime, format_datetime)
     conv.register_structure_hook(int, _structure_int)
@@ -100,6 +164,7 @@ def _make_converter() -> Converter:
         Caller,
         make_dict_unstructure_fn(Caller, conv, _cattrs_omit_if_default=True, user_id=user_id),
     )
+    _register_webhook_hooks(conv)
     return conv
 
 

@@ -32,6 +32,7 @@ from ._models import (
 )
 from ._pagination import RecordingPaginator
 from ._sansio import check_id, encode_json, list_query
+from ._waiting import wait_for_recording
 
 if TYPE_CHECKING:
     from ._client import RealtimeKit
@@ -226,3 +227,32 @@ class Recordings:
         if doc.get("data") is None:
             return None
         return _decode(doc, Recording, method="POST", segments=segments)
+
+    async def wait_for(
+        self,
+        recording_id: str,
+        status: RecordingStatus | str | Iterable[RecordingStatus | str] = RecordingStatus.UPLOADED,
+        *,
+        timeout: float | None = 600.0,  # noqa: ASYNC109  # a deadline for the whole wait, not one call
+        poll_interval: float = 2.0,
+        max_poll_interval: float = 30.0,
+        app_id: str | None = None,
+    ) -> Recording:
+        """Poll :meth:`get` until the recording reaches ``status`` (one or several); return it.
+
+        Pauses grow from ``poll_interval`` to ``max_poll_interval``; every poll
+        shares the client's rate limiter, and transient API errors just mean
+        "poll again". ``timeout=None`` waits indefinitely. Raises
+        :class:`ValidationError` before any request for bad arguments,
+        :class:`RecordingFailedError` when the recording ends ERRORED unwanted (or
+        moves past every wanted status), and the builtin :class:`TimeoutError`.
+        """
+        check_id("recording_id", recording_id)
+        return await wait_for_recording(
+            lambda: self.get(recording_id, app_id=app_id),
+            recording_id,
+            status,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+        )

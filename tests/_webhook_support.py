@@ -1,0 +1,101 @@
+"""Keys, signatures and payloads for the webhook and waiter tests.
+
+RSA keys are expensive to make on a small machine, so each is generated once
+per test process.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from realtimekit_async.webhooks import RECORDING_STATUS_UPDATE
+
+RECORDING_ID = "0f6a8e2c-3b1d-4c5e-9f7a-1b2c3d4e5f60"
+
+
+def private_key(which: int = 0) -> rsa.RSAPrivateKey:
+    """Test key number ``which``, generated on first use."""
+    return _generate(which)
+
+
+@functools.cache  # keyed on the positional number, however the caller spelled it
+def _generate(_which: int) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_pem(which: int = 0) -> str:
+    return (
+        private_key(which)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def sign(body: bytes, which: int = 0) -> str:
+    """Base64 RSA-SHA256 PKCS#1 v1.5 signature of ``body``, as RealtimeKit sends it."""
+    signature = private_key(which).sign(body, padding.PKCS1v15(), hashes.SHA256())
+    return base64.b64encode(signature).decode()
+
+
+def status_update(
+    status: str,
+    recording_id: str = RECORDING_ID,
+    **recording: Any,
+) -> dict[str, Any]:
+    """A ``recording.statusUpdate`` body (camelCase, ``fileSize`` as a string)."""
+    doc: dict[str, Any] = {
+        "id": recording_id,
+        "recordingId": recording_id,
+        "status": status,
+        "outputFileName": "meeting.mp4",
+        "meetingId": "bbb4b1a8-7c0a-4c22-9d1b-5a6f3c2e1d00",
+        "organizationId": "org-1",
+        "roomUUID": "room-1",
+    }
+    if status == "UPLOADED":
+        doc.update(
+            downloadUrl=f"https://storage.example/{recording_id}.mp4?X-Signature=abc",
+            downloadUrlExpiry="2025-01-09T03:04:05.000Z",
+            fileSize="2044680",
+            recordingDuration=62,
+        )
+    doc.update(recording)
+    return {
+        "event": RECORDING_STATUS_UPDATE,
+        "recording": doc,
+        "meeting": {
+            "id": "bbb4b1a8-7c0a-4c22-9d1b-5a6f3c2e1d00",
+            "sessionId": "sess-1",
+            "title": "Standup",
+            "status": "LIVE",
+            "organizedBy": {"id": "org-1", "name": "Acme"},
+        },
+    }
+
+
+def encode(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def signed_headers(
+    body: bytes, delivery_id: str = "delivery-1", *, which: int = 0, prefix: str = "rtk"
+) -> dict[str, str]:
+    """Headers of a delivery of ``body`` signed with key ``which``."""
+    return {
+        "Content-Type": "application/json",
+        f"{prefix}-signature": sign(body, which),
+        f"{prefix}-uuid": delivery_id,
+        f"{prefix}-webhook-id": "webhook-1",
+    }
+
+
+def key_document(pem: str) -> dict[str, Any]:
+    """The body of ``/.well-known/webhooks.json``."""
+    return {"success": True, "data": {"publicKey": pem}}

@@ -17,7 +17,8 @@ Hierarchy::
     │       ├── UnprocessableEntityError (422)
     │       ├── RateLimitError (429)
     │       └── InternalServerError (5xx)
-    ├── RecordingFailedError: a waited-for recording ended ERRORED
+    ├── RecordingFailedError: a waited-for recording ended ERRORED, or moved past
+    │   every status that was waited for
     ├── WebhookVerificationError: a webhook delivery failed its signature check
     └── DownloadError: a recording file could not be fetched or verified
 
@@ -164,7 +165,10 @@ class InternalServerError(APIStatusError):
 
 
 class RecordingFailedError(RealtimeKitError):
-    """A recording being waited for ended ERRORED; ``recording`` holds its last state."""
+    """A waited-for recording ended ERRORED (or moved past every wanted status).
+
+    ``recording`` holds its last known state.
+    """
 
     def __init__(self, message: str, recording: Any) -> None:
         super().__init__(message)

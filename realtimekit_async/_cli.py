@@ -1,7 +1,7 @@
 """The ``realtimekit`` command line.
 
-``realtimekit recordings list|get|start|stop|pause|resume|active``, ``emulator``
-and ``demo``. Human output is an aligned table; ``--json`` prints JSON lines.
+``realtimekit recordings list|get|start|stop|pause|resume|active``, ``export``,
+``emulator`` and ``demo``. Human output is an aligned table; ``--json`` prints JSON lines.
 Expected failures (bad token, not found, bad argument) are one line on stderr
 and a non-zero exit: 2 for bad input, 1 for API and network errors.
 """
@@ -14,8 +14,9 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TextIO
 
@@ -27,6 +28,7 @@ from ._converter import converter
 from ._exceptions import RealtimeKitError, ValidationError
 from ._models import Recording, RecordingStatus
 from ._version import __version__
+from .export import ExportProgress, ExportReport, export_recordings
 
 __all__ = ["main"]
 
@@ -206,6 +208,39 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--file-name-prefix")
     start.add_argument("--allow-multiple", action="store_true", help="allow_multiple_recordings")
 
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help="download recordings into a directory (resumable)",
+        description=(
+            "Download the files of UPLOADED recordings (video, and audio unless\n"
+            "--no-audio) into --dest, each checked against its size, hashed, and listed\n"
+            "in DEST/manifest.jsonl. Run it again to resume: complete files are skipped\n"
+            "and partial downloads continue where they stopped."
+        ),
+        epilog=(
+            "Large accounts: --since/--until select recordings by invoked time (both ends\n"
+            "inclusive), so an export can be split into time windows run by separate\n"
+            "workers (processes or machines), one window each, e.g. per day:\n"
+            "  realtimekit export --dest exports/day-01 --since 2025-03-01 \\\n"
+            "      --until 2025-03-01T23:59:59.999\n"
+            "Give each worker its own --dest. The exit code is 1 when any file failed;\n"
+            "running the same command again retries just those."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("--dest", required=True, metavar="DIR", help="destination directory")
+    export.add_argument(
+        "--status", type=_status, action="append", help="filter (repeatable; default UPLOADED)"
+    )
+    export.add_argument("--meeting-id")
+    export.add_argument("--since", type=parse_when, help="invoked at or after (ISO 8601)")
+    export.add_argument("--until", type=parse_when, help="invoked at or before (ISO 8601)")
+    export.add_argument(
+        "--concurrency", type=_positive, default=4, help="parallel downloads (default 4)"
+    )
+    export.add_argument("--no-audio", action="store_true", help="skip separate audio files")
+
     emulator = commands.add_parser("emulator", help="run a local RealtimeKit emulator")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8788)
@@ -285,6 +320,123 @@ async def _recordings(args: argparse.Namespace, out: TextIO) -> int:
         rec = await calls[args.action]()
         print(json_line(rec) if args.json else detail(rec), file=out)
         return EXIT_OK
+
+
+ProgressCallback = Callable[[ExportProgress], None]
+
+
+@contextlib.contextmanager
+def _plain_progress(err: TextIO, interval: float = 1.0) -> Iterator[ProgressCallback]:
+    """Progress as one line on ``err`` at most every ``interval`` seconds, and a last one."""
+    last_shown = -interval
+    latest: ExportProgress | None = None
+    shown: ExportProgress | None = None
+
+    def line(event: ExportProgress) -> str:
+        failed = f", {event.failed} failed" if event.failed else ""
+        return (
+            f"export: {event.files_done}/{event.files_total} files, "
+            f"{_size(event.bytes_done)} of {_size(event.bytes_total)}{failed}"
+        )
+
+    def update(event: ExportProgress) -> None:
+        nonlocal last_shown, latest, shown
+        latest = event
+        now = time.monotonic()
+        if now - last_shown >= interval:
+            print(line(event), file=err, flush=True)
+            last_shown, shown = now, event
+
+    try:
+        yield update
+    finally:
+        if latest is not None and latest is not shown:
+            print(line(latest), file=err, flush=True)
+
+
+def _rich_progress(err: TextIO) -> contextlib.AbstractContextManager[ProgressCallback]:
+    """A live bar (files, bytes, rate, ETA); raises ImportError without the ``cli`` extra."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    @contextlib.contextmanager
+    def bar() -> Iterator[ProgressCallback]:
+        with Progress(
+            TextColumn("{task.fields[files]} files"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=err),
+        ) as progress:
+            task = progress.add_task("export", total=None, files="0/0")
+
+            def update(event: ExportProgress) -> None:
+                progress.update(
+                    task,
+                    completed=event.bytes_done,
+                    total=event.bytes_total or None,
+                    files=f"{event.files_done}/{event.files_total}",
+                )
+
+            yield update
+
+    return bar()
+
+
+def export_progress(err: TextIO) -> contextlib.AbstractContextManager[ProgressCallback]:
+    """A rich progress bar on a terminal, plain lines otherwise (or without rich)."""
+    if err.isatty():
+        try:
+            return _rich_progress(err)
+        except ImportError:
+            pass
+    return _plain_progress(err)
+
+
+def export_summary(report: ExportReport) -> str:
+    """The human summary of an export: counts and sizes, then every failure."""
+    rows = [
+        ("exported", str(len(report.exported)), _size(sum(e.bytes for e in report.exported))),
+        ("skipped", str(len(report.skipped)), _size(sum(e.bytes for e in report.skipped))),
+        ("failed", str(len(report.failed)), "-"),
+        ("ignored recordings", str(len(report.ignored)), "-"),
+    ]
+    text = table(("RESULT", "COUNT", "SIZE"), rows)
+    text += f"\n{_size(report.bytes)} downloaded"
+    if report.failed:
+        failures = [(f.recording_id, str(f.kind or "-"), f.reason) for f in report.failed]
+        text += "\n\n" + table(("RECORDING", "FILE", "REASON"), failures)
+    return text
+
+
+async def _export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    async with open_client(args) as client:
+        with export_progress(err) as on_progress:
+            report = await export_recordings(
+                client,
+                args.dest,
+                status=args.status or RecordingStatus.UPLOADED,
+                meeting_id=args.meeting_id,
+                since=args.since,
+                until=args.until,
+                include_audio=not args.no_audio,
+                concurrency=args.concurrency,
+                on_progress=on_progress,
+            )
+    if args.json:
+        doc = converter.unstructure(report)
+        print(json.dumps(doc, separators=(",", ":"), ensure_ascii=False), file=out)
+    else:
+        print(export_summary(report), file=out)
+    return EXIT_FAILURE if report.failed else EXIT_OK
 
 
 async def _emulator(args: argparse.Namespace, out: TextIO) -> int:
@@ -376,9 +528,11 @@ async def demo(out: TextIO) -> int:
 # -- entry point -----------------------------------------------------------------------------
 
 
-async def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
+async def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.command == "recordings":
         return await _recordings(args, out)
+    if args.command == "export":
+        return await _export(args, out, err)
     if args.command == "emulator":
         return await _emulator(args, out)
     return await demo(out)
@@ -387,7 +541,7 @@ async def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
 async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run a parsed command; expected failures become one line on ``err`` and an exit code."""
     try:
-        return await _dispatch(args, out)
+        return await _dispatch(args, out, err)
     except ValidationError as exc:
         print(f"realtimekit: error: {exc}", file=err)
         return EXIT_USAGE

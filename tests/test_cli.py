@@ -53,7 +53,9 @@ async def test_list_one_page_as_table(emu: Emulator) -> None:
 
 
 async def test_list_all_as_json_lines(emu: Emulator) -> None:
-    code, out, _ = await cli("recordings", "list", "--all", "--json", "--per-page", "10", *flags(emu))
+    code, out, _ = await cli(
+        "recordings", "list", "--all", "--json", "--per-page", "10", *flags(emu)
+    )
     assert code == 0
     docs = [json.loads(line) for line in out.splitlines()]
     assert len(docs) == 37
@@ -127,7 +129,9 @@ async def test_validation_error_exit_2(emu: Emulator) -> None:
         ["recordings", "get"],
     ],
 )
-def test_bad_arguments_exit_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_arguments_exit_2_with_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
@@ -136,7 +140,9 @@ def test_bad_arguments_exit_2_with_one_line(argv: list[str], capsys: pytest.Capt
     assert err.startswith("realtimekit ")
 
 
-def test_missing_credentials(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_credentials(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
     assert main(["recordings", "list"]) == 2
     assert capsys.readouterr().err == (
@@ -145,7 +151,10 @@ def test_missing_credentials(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
 
 
 def test_embedded_emulator_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["recordings", "list", "--emulator", "--emulator-recordings", "12", "--all", "--json"]) == 0
+    assert (
+        main(["recordings", "list", "--emulator", "--emulator-recordings", "12", "--all", "--json"])
+        == 0
+    )
     assert len(capsys.readouterr().out.splitlines()) == 12
 
 
@@ -176,7 +185,10 @@ def test_emulator_command_serves() -> None:
 
 def test_table_and_safe_url() -> None:
     assert table(("A", "BB"), [("xxx", "y")]) == "A    BB\nxxx  y"
-    assert safe_url("https://h.example/a/b.mp4?X-Signature=s&X-Expires=1") == "https://h.example/a/b.mp4?…"
+    assert (
+        safe_url("https://h.example/a/b.mp4?X-Signature=s&X-Expires=1")
+        == "https://h.example/a/b.mp4?…"
+    )
     assert safe_url(None) == "-"
 
 

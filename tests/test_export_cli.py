@@ -1,0 +1,169 @@
+"""``realtimekit export``: summary, JSON, progress, exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from realtimekit_async._cli import build_parser, run
+from realtimekit_async.emulator import Emulator
+from realtimekit_async.export import MANIFEST_NAME
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator(
+        recordings=30, meetings=6, seed=3, speed=0, bytes_per_second=2, url_ttl=90 * 86400.0
+    ) as emulator:
+        yield emulator
+
+
+def flags(emu: Emulator) -> list[str]:
+    return [
+        "--base-url",
+        emu.base_url,
+        "--api-token",
+        emu.token,
+        "--account-id",
+        emu.account_id,
+        "--app-id",
+        emu.app_id,
+    ]
+
+
+def downloadable(emu: Emulator, kinds: tuple[str, ...] = ("video", "audio")) -> int:
+    return sum(
+        emu.file_size(rid, kind) is not None for rid in emu.store.recordings for kind in kinds
+    )
+
+
+class Terminal(io.StringIO):
+    """A stderr that claims to be a terminal, so the rich bar is drawn."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+async def cli(*argv: str, err: io.StringIO | None = None) -> tuple[int, str, str]:
+    out = io.StringIO()
+    err = err if err is not None else io.StringIO()
+    code = await run(build_parser().parse_args(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+async def test_export_prints_a_summary_and_plain_progress(emu: Emulator, tmp_path: Path) -> None:
+    code, out, err = await cli("export", "--dest", str(tmp_path), *flags(emu))
+    total = downloadable(emu)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["RESULT", "COUNT", "SIZE"]
+    assert lines[1].split()[:2] == ["exported", str(total)]
+    assert lines[2].split()[:2] == ["skipped", "0"]
+    assert lines[3].split()[:2] == ["failed", "0"]
+    assert lines[-1].endswith("downloaded")
+    # Not a terminal: plain progress lines, the last one complete.
+    assert err.splitlines()[-1].startswith(f"export: {total}/{total} files")
+    assert len((tmp_path / MANIFEST_NAME).read_bytes().splitlines()) == total
+
+
+async def test_export_json_and_rerun(emu: Emulator, tmp_path: Path) -> None:
+    code, out, _ = await cli("export", "--dest", str(tmp_path), "--json", *flags(emu))
+    assert code == 0
+    (line,) = out.splitlines()
+    first = json.loads(line)
+    assert set(first) == {"exported", "skipped", "failed", "ignored", "bytes"}
+    assert len(first["exported"]) == downloadable(emu)
+    assert first["failed"] == []
+    assert {"recording_id", "kind", "path", "bytes", "sha256"} <= set(first["exported"][0])
+
+    code, out, _ = await cli("export", "--dest", str(tmp_path), "--json", *flags(emu))
+    second = json.loads(out)
+    assert code == 0
+    assert second["exported"] == []
+    assert len(second["skipped"]) == len(first["exported"])
+    assert second["bytes"] == 0
+
+
+async def test_filters_and_no_audio_pass_through(emu: Emulator, tmp_path: Path) -> None:
+    invoked = sorted(
+        (r.invoked_ms, r.id)
+        for r in emu.store.recordings.values()
+        if emu.file_size(r.id, "video") is not None
+    )
+    since = datetime.fromtimestamp(invoked[5][0] / 1000, UTC)
+    until = datetime.fromtimestamp(invoked[12][0] / 1000, UTC)
+    code, out, _ = await cli(
+        "export",
+        "--dest",
+        str(tmp_path),
+        "--json",
+        "--no-audio",
+        "--concurrency",
+        "2",
+        "--since",
+        since.isoformat(),
+        "--until",
+        until.isoformat(),
+        *flags(emu),
+    )
+    doc = json.loads(out)
+    assert code == 0
+    assert {e["recording_id"] for e in doc["exported"]} == {rid for _, rid in invoked[5:13]}
+    assert {e["kind"] for e in doc["exported"]} == {"video"}
+
+
+async def test_failures_exit_1_and_are_listed(emu: Emulator, tmp_path: Path) -> None:
+    emu.advance(91 * 86400)  # every URL is dead on the storage host, alive by our clock
+    code, out, err = await cli("export", "--dest", str(tmp_path), *flags(emu))
+    assert code == 1
+    assert out.splitlines()[3].split()[:2] == ["failed", str(downloadable(emu))]
+    assert ["RECORDING", "FILE", "REASON"] in [line.split() for line in out.splitlines()]
+    assert "403" in out
+    assert "X-Signature" not in out + err
+
+
+async def test_rich_progress_bar_on_a_terminal(emu: Emulator, tmp_path: Path) -> None:
+    code, _, err = await cli("export", "--dest", str(tmp_path), *flags(emu), err=Terminal())
+    total = downloadable(emu)
+    assert code == 0
+    assert f"{total}/{total} files" in err
+    assert "export:" not in err  # the bar, not the plain lines
+
+
+async def test_plain_lines_without_rich(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("rich", "rich.console", "rich.progress"):
+        monkeypatch.setitem(sys.modules, module, None)
+    code, _, err = await cli("export", "--dest", str(tmp_path), *flags(emu), err=Terminal())
+    assert code == 0
+    assert err.splitlines()[-1].startswith("export: ")
+
+
+def test_help_documents_time_windows(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["export", "--help"])
+    text = capsys.readouterr().out
+    assert "--since/--until" in text
+    assert "separate" in text
+    assert "workers" in text
+
+
+def test_bad_concurrency_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["export", "--dest", "x", "--concurrency", "0"])
+    assert exit_info.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_dest_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["export"])
+    assert exit_info.value.code == 2
+    assert "--dest" in capsys.readouterr().err

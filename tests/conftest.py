@@ -64,6 +64,20 @@ async def client(api: Any) -> AsyncIterator[RealtimeKit]:
         yield rtk
 
 
+def emulator_flags(emu: Any) -> list[str]:
+    """CLI connection flags pointing at an emulator."""
+    return [
+        "--base-url",
+        emu.base_url,
+        "--api-token",
+        emu.token,
+        "--account-id",
+        emu.account_id,
+        "--app-id",
+        emu.app_id,
+    ]
+
+
 def sent(api: Any) -> list[Any]:
     """Every request the mock received, in order."""
     return [request for _key, request in api.ordered_requests]

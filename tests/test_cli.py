@@ -14,24 +14,13 @@ import pytest
 from realtimekit_async._cli import build_parser, main, run, safe_url, table
 from realtimekit_async.emulator import Emulator
 
+from .conftest import emulator_flags as flags
+
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
     async with Emulator(recordings=37, meetings=5, seed=3, speed=0) as emulator:
         yield emulator
-
-
-def flags(emu: Emulator) -> list[str]:
-    return [
-        "--base-url",
-        emu.base_url,
-        "--api-token",
-        emu.token,
-        "--account-id",
-        emu.account_id,
-        "--app-id",
-        emu.app_id,
-    ]
 
 
 async def cli(*argv: str) -> tuple[int, str, str]:

@@ -15,6 +15,8 @@ from realtimekit_async._cli import build_parser, run
 from realtimekit_async.emulator import Emulator
 from realtimekit_async.export import MANIFEST_NAME
 
+from .conftest import emulator_flags as flags
+
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
@@ -22,19 +24,6 @@ async def emu() -> AsyncIterator[Emulator]:
         recordings=30, meetings=6, seed=3, speed=0, bytes_per_second=2, url_ttl=90 * 86400.0
     ) as emulator:
         yield emulator
-
-
-def flags(emu: Emulator) -> list[str]:
-    return [
-        "--base-url",
-        emu.base_url,
-        "--api-token",
-        emu.token,
-        "--account-id",
-        emu.account_id,
-        "--app-id",
-        emu.app_id,
-    ]
 
 
 def downloadable(emu: Emulator, kinds: tuple[str, ...] = ("video", "audio")) -> int:

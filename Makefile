@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 OLD_VENV  ?= .venv-oldest
 OLD_STAMP := $(OLD_VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit test-oldest clean
+.PHONY: install demo test lint typecheck unit test-oldest soak bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,25 @@ $(OLD_STAMP): pyproject.toml constraints-oldest.txt
 ## The suite again on the oldest versions pyproject.toml admits (constraints-oldest.txt).
 test-oldest: $(OLD_STAMP)
 	$(OLD_VENV)/bin/pytest -q -m "not slow"
+
+## The full chaos soak (~10 % faults): 20,000 listed, 500 exported, 200 start/stop
+## cycles; figures in benchmarks/results/soak-full.json. `unit` runs a smaller one.
+soak: $(STAMP)
+	$(BIN)/pytest tests/test_soak.py -m slow -q -s
+
+## Benchmarks against a local emulator (results: benchmarks/results/latest.{md,json}).
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,cli,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run
+
+## The same harness at tiny sizes, one repetition: seconds, numbers meaningless.
+bench-smoke: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run --quick
 
 clean:
 	rm -rf $(VENV) $(OLD_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -166,12 +166,19 @@ def _fail(attribute: attrs.Attribute[Any], message: str) -> ValidationError:
     return ValidationError(attribute.name, message)
 
 
-def _one_of(enum: type[StrEnum]) -> Any:
-    """Validator: the value is a documented member of ``enum`` (or its string)."""
+def _one_of(enum: type[StrEnum], *, decoded_ok: bool = False) -> Any:
+    """Validator: the value is a documented member of ``enum`` (or its string).
+
+    ``decoded_ok`` also admits an instance of ``enum`` itself, which for a value
+    the SDK does not know only the converter makes: for classes that are
+    decoded from responses too, where newer values must not break decoding.
+    """
     members = frozenset(enum.__members__.values())
     allowed = ", ".join(repr(m.value) for m in enum)
 
     def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if decoded_ok and isinstance(value, enum):
+            return
         if value is not None and (not isinstance(value, str) or value not in members):
             raise _fail(attribute, f"{value!r} is not one of {allowed}")
 
@@ -183,6 +190,16 @@ def _non_empty_str(_inst: object, attribute: attrs.Attribute[Any], value: object
         return
     if not isinstance(value, str) or not value.strip():
         raise _fail(attribute, "must be a non-empty string")
+
+
+def _optional_instance(kind: type, what: str) -> Any:
+    """Validator: ``None`` or an instance of ``kind`` (``what`` describes it for the message)."""
+
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, kind):
+            raise _fail(attribute, f"must be {what}, got {value!r}")
+
+    return check
 
 
 def check_int(field: str, value: object, low: int, high: int | None = None) -> int:
@@ -229,10 +246,14 @@ class StorageConfig:
     on the API side and are redacted from ``repr``.
     """
 
-    type: StorageType | None = attrs.field(default=None, validator=_one_of(StorageType))
+    # Also decoded from responses (a recording's storage_config): values newer than
+    # this SDK must decode, so decoded extra members pass (see _one_of).
+    type: StorageType | None = attrs.field(
+        default=None, validator=_one_of(StorageType, decoded_ok=True)
+    )
     access_key: str | None = attrs.field(default=None, repr=_redact)
     auth_method: SftpAuthMethod | None = attrs.field(
-        default=None, validator=_one_of(SftpAuthMethod)
+        default=None, validator=_one_of(SftpAuthMethod, decoded_ok=True)
     )
     bucket: str | None = None
     host: str | None = None
@@ -470,10 +491,13 @@ class ListRecordingsParams:
     status: tuple[RecordingStatus, ...] = attrs.field(
         default=(), converter=_statuses, validator=_each_status
     )
-    search: str | None = None
+    search: str | None = attrs.field(default=None, validator=_optional_instance(str, "a string"))
     start_time: datetime | None = attrs.field(default=None, validator=_aware)
     end_time: datetime | None = attrs.field(default=None, validator=_aware)
-    expired: bool | None = None
+    # A bool, not anything truthy: expired="false" must not mean expired=true.
+    expired: bool | None = attrs.field(
+        default=None, validator=_optional_instance(bool, "True or False")
+    )
     sort_by: SortBy | None = attrs.field(default=None, validator=_one_of(SortBy))
     sort_order: SortOrder | None = attrs.field(default=None, validator=_one_of(SortOrder))
     page_no: int = attrs.field(default=1, validator=_int_range(1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -33,7 +34,7 @@ from ._exceptions import (
     UnprocessableEntityError,
     ValidationError,
 )
-from ._models import ListRecordingsParams
+from ._models import ListRecordingsParams, check_int
 
 DEFAULT_BASE_URL: Final = "https://api.cloudflare.com/client/v4"
 
@@ -129,10 +130,18 @@ def _as_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+# A URL's query, also with JSON-escaped slashes: a presigned URL's query is a credential.
+_URL_QUERY: Final = re.compile(r"""(https?:(?:\\?/){2}[^\s?#"'<>]*)\?[^\s"'<>]*""", re.IGNORECASE)
+
+
 def _snippet(body: bytes) -> str:
-    """A short, single-line excerpt of a non-JSON body (an HTML error page, say)."""
+    """A short, single-line excerpt of a non-JSON body (an HTML error page, say).
+
+    URLs keep their path but lose their query, so a presigned download URL in a
+    garbled answer cannot end up in an exception message or a log.
+    """
     text = " ".join(body[:200].decode("utf-8", "replace").split())
-    return text or "empty body"
+    return _URL_QUERY.sub(r"\1?…", text) or "empty body"
 
 
 def status_error(
@@ -212,6 +221,21 @@ class Failure(enum.Enum):
     AFTER_SEND = "after_send"
 
 
+def _count(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_int(attribute.name, value, 0)
+
+
+def _seconds(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value >= 0)
+    ):
+        raise ValidationError(
+            attribute.name, f"must be a finite number of seconds >= 0, got {value!r}"
+        )
+
+
 @attrs.frozen
 class RetryPolicy:
     """How often and how long to retry.
@@ -221,10 +245,10 @@ class RetryPolicy:
     seconds or HTTP date) is honoured when it is at most ``max_server_delay``.
     """
 
-    max_retries: int = 2
-    initial_delay: float = 0.5
-    max_delay: float = 8.0
-    max_server_delay: float = 60.0
+    max_retries: int = attrs.field(default=2, validator=_count)
+    initial_delay: float = attrs.field(default=0.5, validator=_seconds)
+    max_delay: float = attrs.field(default=8.0, validator=_seconds)
+    max_server_delay: float = attrs.field(default=60.0, validator=_seconds)
 
 
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})

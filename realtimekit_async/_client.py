@@ -30,13 +30,20 @@ from ._config import (
     to_retry_policy,
     to_timeout,
 )
-from ._exceptions import APIConnectionError, APITimeoutError, RealtimeKitError, ValidationError
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    RealtimeKitError,
+    ValidationError,
+)
 from ._models import check_int
 from ._recordings import Recordings
 from ._sansio import (
     Failure,
     RetryPolicy,
     check_id,
+    possibly_processed,
     recordings_url,
     retry_delay,
     status_error,
@@ -240,11 +247,12 @@ class RealtimeKit:
         session = self._transport.session
         loop = asyncio.get_running_loop()
         attempt = 0
+        possibly_applied = False  # an earlier attempt may have been carried out
         while True:
             started = loop.time()
             status: int | None = None
             failure: Failure | None = None
-            error: APIConnectionError | None = None
+            error: APIError | None = None
             answer_headers: Any = {}
             try:
                 async with (
@@ -291,7 +299,11 @@ class RealtimeKit:
                 attempt,
             )
             if status is not None and 200 <= status < 300:
-                return unwrap(status, answer_headers, payload, method=method, path=path)
+                try:
+                    return unwrap(status, answer_headers, payload, method=method, path=path)
+                except APIError as exc:
+                    exc.possibly_applied = possibly_applied
+                    raise
             delay = retry_delay(
                 options.retry,
                 attempt,
@@ -302,9 +314,11 @@ class RealtimeKit:
                 jitter=random.random(),
             )
             if delay is None:
-                if error is not None:
-                    raise error
-                assert status is not None
-                raise status_error(status, answer_headers, payload, method=method, path=path)
+                if error is None:
+                    assert status is not None
+                    error = status_error(status, answer_headers, payload, method=method, path=path)
+                error.possibly_applied = possibly_applied
+                raise error
+            possibly_applied |= possibly_processed(status=status, failure=failure)
             await asyncio.sleep(delay)
             attempt += 1

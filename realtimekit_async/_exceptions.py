@@ -70,7 +70,12 @@ class APIError(RealtimeKitError):
     """Base class of errors raised while talking to the API.
 
     ``method`` and ``path`` name the request (the path never carries a query).
+    ``possibly_applied`` is true when an earlier attempt of the same request was
+    retried after a timeout, reset or 5xx, so the server may have carried it out
+    even though this attempt failed.
     """
+
+    possibly_applied: bool = False
 
     def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
         super().__init__(message)

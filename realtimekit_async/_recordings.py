@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import attrs
 
 from ._converter import converter
-from ._exceptions import APIResponseValidationError
+from ._exceptions import APIResponseValidationError, BadRequestError, ConflictError
 from ._models import (
     AudioConfig,
     InteractiveConfig,
@@ -31,7 +31,7 @@ from ._models import (
     check_int,
 )
 from ._pagination import RecordingPaginator
-from ._sansio import check_id, encode_json, list_query
+from ._sansio import action_applied, check_id, encode_json, list_query, redact_urls
 from ._waiting import wait_for_recording
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ def _decode(doc: Mapping[str, Any], cls: type[_T], *, method: str, segments: tup
     except Exception as exc:  # cattrs raises many types; all mean "not the documented shape"
         path = "/".join(("recordings", *segments))
         raise APIResponseValidationError(
-            f"{method} {path}: unexpected response shape for {cls.__name__}: {exc!r}",
+            f"{method} {path}: unexpected response shape for {cls.__name__}: "
+            + redact_urls(repr(exc)),
             status=200,
             body=b"",
             method=method,
@@ -190,10 +191,24 @@ class Recordings:
     async def pause_resume_stop(
         self, recording_id: str, action: RecordingAction | str, *, app_id: str | None = None
     ) -> Recording:
-        """Pause, resume or stop a recording; returns it in its new state."""
+        """Pause, resume or stop a recording; returns it in its new state.
+
+        The call is retried on transient failures. When a retry is refused (400 or
+        409, "invalid transition") after an earlier attempt may have gone through,
+        the recording is fetched: if it already shows the action's effect, that is
+        the answer; otherwise the error is raised.
+        """
         segments = (check_id("recording_id", recording_id),)
         body = RecordingActionParams(action=action)  # type: ignore[arg-type]  # validated
-        return await self._call("PUT", segments, Recording, app_id=app_id, body=body)
+        try:
+            return await self._call("PUT", segments, Recording, app_id=app_id, body=body)
+        except (BadRequestError, ConflictError) as exc:
+            if not exc.possibly_applied:
+                raise
+            current = await self.get(recording_id, app_id=app_id)
+            if action_applied(body.action, current.status):
+                return current
+            raise
 
     async def stop(self, recording_id: str, *, app_id: str | None = None) -> Recording:
         """Stop a recording (it moves to UPLOADING, then UPLOADED)."""

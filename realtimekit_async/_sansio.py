@@ -34,7 +34,7 @@ from ._exceptions import (
     UnprocessableEntityError,
     ValidationError,
 )
-from ._models import ListRecordingsParams, check_int
+from ._models import ListRecordingsParams, RecordingAction, RecordingStatus, check_int
 
 DEFAULT_BASE_URL: Final = "https://api.cloudflare.com/client/v4"
 
@@ -134,6 +134,11 @@ def _as_str(value: object) -> str | None:
 _URL_QUERY: Final = re.compile(r"""(https?:(?:\\?/){2}[^\s?#"'<>]*)\?[^\s"'<>]*""", re.IGNORECASE)
 
 
+def redact_urls(text: str) -> str:
+    """``text`` with every URL's query replaced by ``…`` (host and path kept)."""
+    return _URL_QUERY.sub(r"\1?…", text)
+
+
 def _snippet(body: bytes) -> str:
     """A short, single-line excerpt of a non-JSON body (an HTML error page, say).
 
@@ -141,7 +146,7 @@ def _snippet(body: bytes) -> str:
     garbled answer cannot end up in an exception message or a log.
     """
     text = " ".join(body[:200].decode("utf-8", "replace").split())
-    return _URL_QUERY.sub(r"\1?…", text) or "empty body"
+    return redact_urls(text) or "empty body"
 
 
 def status_error(
@@ -311,6 +316,28 @@ def retry_delay(
         return given if given <= policy.max_server_delay else None
     backoff = min(policy.initial_delay * 2.0**attempt, policy.max_delay)
     return backoff * (1 - 0.25 * jitter)
+
+
+def possibly_processed(*, status: int | None = None, failure: Failure | None = None) -> bool:
+    """Whether a failed attempt may still have been carried out by the server."""
+    if failure is not None:
+        return failure is Failure.AFTER_SEND
+    return status is not None and status != 429 and status in RETRYABLE_STATUSES
+
+
+#: The statuses that show a pause/resume/stop action has taken effect.
+ACTION_OUTCOMES: Final[Mapping[RecordingAction, frozenset[RecordingStatus]]] = {
+    RecordingAction.STOP: frozenset(
+        {RecordingStatus.UPLOADING, RecordingStatus.UPLOADED, RecordingStatus.ERRORED}
+    ),
+    RecordingAction.PAUSE: frozenset({RecordingStatus.PAUSED}),
+    RecordingAction.RESUME: frozenset({RecordingStatus.RECORDING}),
+}
+
+
+def action_applied(action: RecordingAction | str, status: RecordingStatus | str) -> bool:
+    """Whether a recording in ``status`` shows that ``action`` has been carried out."""
+    return status in ACTION_OUTCOMES.get(RecordingAction(action), frozenset())
 
 
 # -- paging ----------------------------------------------------------------------------

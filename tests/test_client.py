@@ -18,6 +18,7 @@ from realtimekit_async import (
     APITimeoutError,
     AudioConfig,
     AuthenticationError,
+    BadRequestError,
     ConflictError,
     InternalServerError,
     NotFoundError,
@@ -344,6 +345,15 @@ async def test_wrong_shape_on_200(api: Any, client: RealtimeKit) -> None:
         await client.recordings.get(REC_ID)
 
 
+async def test_shape_error_does_not_quote_a_presigned_query(api: Any, client: RealtimeKit) -> None:
+    signed = "https://files.example/r.mp4?X-Signature=s3cr3t"
+    api.get(f"{RECORDINGS}/{REC_ID}", payload=ok(recording_json(file_size=signed)))
+    with pytest.raises(APIResponseValidationError) as info:
+        await client.recordings.get(REC_ID)
+    assert "X-Signature" not in str(info.value)
+    assert "https://files.example/r.mp4?…" in str(info.value)
+
+
 async def test_html_200(api: Any, client: RealtimeKit) -> None:
     api.get(f"{RECORDINGS}/{REC_ID}", body="<html>maintenance</html>", content_type="text/html")
     with pytest.raises(APIResponseValidationError, match="not JSON"):
@@ -455,6 +465,49 @@ async def test_connection_refused_is_retried_even_for_start(
     lines = [r.getMessage() for r in caplog.records if r.name == "realtimekit_async"]
     assert [line.rsplit("(", 1)[1] for line in lines] == ["retry 0)", "retry 1)", "retry 2)"]
     assert all(line.startswith("POST /client/v4/accounts/acc123/") for line in lines)
+
+
+async def test_refused_retry_of_an_applied_action_is_reconciled(
+    api: Any, client: RealtimeKit
+) -> None:
+    # The first stop reached the server but its answer was lost (503); the retry is
+    # refused because the recording is no longer running. It did stop: say so.
+    url = f"{RECORDINGS}/{REC_ID}"
+    api.put(url, status=503, payload={})
+    api.put(
+        url,
+        status=400,
+        payload={"success": False, "error": {"code": 400, "message": "invalid transition"}},
+    )
+    api.get(url, payload=ok(recording_json(status="UPLOADING")))
+    rec = await client.recordings.stop(REC_ID)
+    assert rec.status is RecordingStatus.UPLOADING
+    assert [r.method for r in sent(api)] == ["PUT", "PUT", "GET"]
+
+
+async def test_refused_retry_is_raised_when_the_action_did_not_happen(
+    api: Any, client: RealtimeKit
+) -> None:
+    url = f"{RECORDINGS}/{REC_ID}"
+    api.put(url, status=502, body="<html>Bad Gateway</html>", content_type="text/html")
+    api.put(url, status=400, payload={"success": False, "error": {"code": 400, "message": "no"}})
+    api.get(url, payload=ok(recording_json(status="RECORDING")))
+    with pytest.raises(BadRequestError) as info:
+        await client.recordings.pause(REC_ID)
+    assert info.value.possibly_applied is True
+    assert [r.method for r in sent(api)] == ["PUT", "PUT", "GET"]
+
+
+async def test_first_attempt_refusal_is_not_second_guessed(api: Any, client: RealtimeKit) -> None:
+    api.put(
+        f"{RECORDINGS}/{REC_ID}",
+        status=400,
+        payload={"success": False, "error": {"code": 400, "message": "no"}},
+    )
+    with pytest.raises(BadRequestError) as info:
+        await client.recordings.stop(REC_ID)
+    assert info.value.possibly_applied is False
+    assert [r.method for r in sent(api)] == ["PUT"]
 
 
 # -- configuration, lifecycle, logging ---------------------------------------------------------

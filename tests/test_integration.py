@@ -224,3 +224,14 @@ async def test_client_rate_limit_keeps_under_the_servers() -> None:
         for _ in range(10):
             await rtk.recordings.list(per_page=5)
     assert emu.stats.rate_limited == 0
+
+
+async def test_stop_whose_answer_was_lost_still_reports_the_stop() -> None:
+    faults = FaultConfig(kinds=("truncate",), first=1, methods=("PUT",))
+    async with Emulator(speed=0, faults=faults) as emu, client_for(emu) as rtk:
+        rec = await rtk.recordings.start("lost-answer")
+        emu.advance(30)
+        stopped = await rtk.recordings.stop(rec.id)  # applied, answer cut, retry refused
+        assert stopped.status is RecordingStatus.UPLOADING
+        assert emu.stats.faults["truncate"] == 1
+        assert emu.stats.requests["control_recording"] == 2

@@ -26,10 +26,13 @@ from realtimekit_async import (
 )
 from realtimekit_async._sansio import (
     Failure,
+    action_applied,
     check_id,
     list_query,
     page_count,
+    possibly_processed,
     recordings_url,
+    redact_urls,
     retry_delay,
     server_delay,
     status_error,
@@ -317,3 +320,45 @@ def test_non_idempotent_never_retried_after_possible_processing(
 )
 def test_page_count(total: int, per_page: int, pages: int) -> None:
     assert page_count(total, per_page) == pages
+
+
+# -- was it carried out? ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "failure", "expected"),
+    [
+        (None, Failure.AFTER_SEND, True),
+        (None, Failure.CONNECT, False),
+        (429, None, False),
+        (500, None, True),
+        (503, None, True),
+        (408, None, True),
+        (404, None, False),
+    ],
+)
+def test_possibly_processed(status: int | None, failure: Failure | None, expected: bool) -> None:
+    assert possibly_processed(status=status, failure=failure) is expected
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "expected"),
+    [
+        ("stop", "UPLOADING", True),
+        ("stop", "UPLOADED", True),
+        ("stop", "ERRORED", True),
+        ("stop", "RECORDING", False),
+        ("pause", "PAUSED", True),
+        ("pause", "RECORDING", False),
+        ("resume", "RECORDING", True),
+        ("resume", "PAUSED", False),
+    ],
+)
+def test_action_applied(action: str, status: str, expected: bool) -> None:
+    assert action_applied(action, status) is expected
+
+
+def test_redact_urls_keeps_host_and_path() -> None:
+    text = "bad value 'https://files.example/r/1.mp4?X-Signature=abc&X-Expires=9' in field"
+    assert redact_urls(text) == "bad value 'https://files.example/r/1.mp4?…' in field"
+    assert redact_urls("https:\\/\\/h.example\\/a?sig=1") == "https:\\/\\/h.example\\/a?…"

@@ -11,7 +11,7 @@ import attrs
 from yarl import URL
 
 from ._exceptions import ValidationError
-from ._models import check_int
+from ._models import check_int, check_seconds
 from ._sansio import DEFAULT_BASE_URL, RetryPolicy
 
 __all__ = [
@@ -42,8 +42,7 @@ class RateLimit:
 
     @max_requests.validator
     def _check_requests(self, _attribute: object, value: int) -> None:
-        if value < 1:
-            raise ValidationError("rate_limit.max_requests", "must be at least 1")
+        check_int("rate_limit.max_requests", value, 1)
 
     @period.validator
     def _check_period(self, _attribute: object, value: float) -> None:
@@ -71,11 +70,8 @@ def to_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     """Turn seconds into a ``ClientTimeout`` (connecting gets at most 10 s of it)."""
     if isinstance(timeout, aiohttp.ClientTimeout):
         return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValidationError("timeout", f"must be a positive number of seconds, got {timeout!r}")
-    return aiohttp.ClientTimeout(
-        total=float(timeout), sock_connect=min(float(timeout), DEFAULT_CONNECT_TIMEOUT)
-    )
+    seconds = check_seconds("timeout", timeout)
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=min(seconds, DEFAULT_CONNECT_TIMEOUT))
 
 
 def to_retry_policy(value: int | RetryPolicy) -> RetryPolicy:

@@ -9,6 +9,7 @@ and raise :class:`ValidationError` naming the field.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -204,12 +205,27 @@ def _optional_instance(kind: type, what: str) -> Any:
 
 def check_int(field: str, value: object, low: int, high: int | None = None) -> int:
     """Return ``value`` if it is an ``int`` (not a bool) in ``low..high``; else raise."""
-    bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-    if isinstance(value, bool) or not isinstance(value, int):
+    bound = f"between {low} and {high}" if high is not None else f">= {low}"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
         raise ValidationError(field, f"must be an integer {bound}, got {value!r}")
-    if value < low or (high is not None and value > high):
-        raise ValidationError(field, f"must be {bound}, got {value}")
     return value
+
+
+def check_seconds(field: str, value: object) -> float:
+    """Return ``value`` as float seconds if it is a finite number > 0; else raise."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValidationError(field, f"must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def _int_range(low: int, high: int | None = None) -> Any:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Final, Self, TypeAlias
 
 import attrs
 
-from ._exceptions import RealtimeKitError, RecordingFailedError, ValidationError
-from ._models import Recording, RecordingStatus
+from ._exceptions import RealtimeKitError, RecordingFailedError
+from ._models import Recording, RecordingStatus, check_int, check_seconds
 from ._sansio import check_id
-from ._waiting import check_outcome, poll, positive, supersedes, wanted_statuses
+from ._waiting import check_outcome, poll, supersedes, wanted_statuses
 from ._webhook_models import RecordingStatusUpdate, WebhookEvent, WebhookRecording
 
 if TYPE_CHECKING:
@@ -76,11 +76,10 @@ class RecordingWaiter:
         max_tracked: int = DEFAULT_MAX_TRACKED,
     ) -> None:
         self._client = client
-        self._grace = positive("grace", grace)
-        self._poll_interval = positive("poll_interval", poll_interval)
-        self._max_poll_interval = positive("max_poll_interval", max_poll_interval)
-        if isinstance(max_tracked, bool) or not isinstance(max_tracked, int) or max_tracked < 1:
-            raise ValidationError("max_tracked", f"must be an integer >= 1, got {max_tracked!r}")
+        self._grace = check_seconds("grace", grace)
+        self._poll_interval = check_seconds("poll_interval", poll_interval)
+        self._max_poll_interval = check_seconds("max_poll_interval", max_poll_interval)
+        check_int("max_tracked", max_tracked, 1)
         self._app_id = app_id
         self._max_tracked = max_tracked
         self._tracked: OrderedDict[str, _Tracked] = OrderedDict()
@@ -138,7 +137,7 @@ class RecordingWaiter:
         """
         check_id("recording_id", recording_id)
         wanted = wanted_statuses(status)
-        limit = None if timeout is None else positive("timeout", timeout)
+        limit = None if timeout is None else check_seconds("timeout", timeout)
         if self._closed:
             raise RealtimeKitError("the waiter is closed")
         tracked = self._track(recording_id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Final, TypeVar
 
@@ -23,7 +22,7 @@ from ._exceptions import (
     RecordingFailedError,
     ValidationError,
 )
-from ._models import ListRecordingsParams, Recording, RecordingStatus
+from ._models import ListRecordingsParams, Recording, RecordingStatus, check_seconds
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -33,7 +32,6 @@ __all__ = [
     "is_transient",
     "poll",
     "poll_delay",
-    "positive",
     "status_rank",
     "supersedes",
     "wait_for_recording",
@@ -139,18 +137,6 @@ def wanted_statuses(
     return frozenset(RecordingStatus(s) for s in parsed)
 
 
-def positive(field: str, value: object) -> float:
-    """Return ``value`` as seconds if it is a positive number; raise :class:`ValidationError`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or math.isnan(value)
-        or value <= 0
-    ):
-        raise ValidationError(field, f"must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
 def poll_delay(
     attempt: int, poll_interval: float, max_poll_interval: float, factor: float = DEFAULT_BACKOFF
 ) -> float:
@@ -215,9 +201,9 @@ async def wait_for_recording(
     :class:`TimeoutError`, or a non-transient :class:`APIError` from ``fetch``.
     """
     wanted = wanted_statuses(status)
-    limit = None if timeout is None else positive("timeout", timeout)
-    interval = positive("poll_interval", poll_interval)
-    cap = positive("max_poll_interval", max_poll_interval)
+    limit = None if timeout is None else check_seconds("timeout", timeout)
+    interval = check_seconds("poll_interval", poll_interval)
+    cap = check_seconds("max_poll_interval", max_poll_interval)
     seen: list[RecordingStatus] = []
 
     def done(recording: Recording) -> bool:

@@ -69,7 +69,7 @@ from ._export_plan import (
     resume_offset,
     should_skip,
 )
-from ._models import Recording, RecordingStatus
+from ._models import Recording, RecordingStatus, check_int, check_seconds
 from ._sansio import Failure, RetryPolicy
 
 if TYPE_CHECKING:
@@ -145,12 +145,10 @@ async def export_recordings(
     :class:`OSError` when ``dest`` or its manifest cannot be written.
     Cancelling leaves only ``.part`` files behind, never a partial final file.
     """
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValidationError("concurrency", f"must be an integer >= 1, got {concurrency!r}")
+    check_int("concurrency", concurrency, 1)
     if not url_expiry_margin >= 0:
         raise ValidationError("url_expiry_margin", "must be a number of seconds >= 0")
-    if not read_timeout > 0:
-        raise ValidationError("read_timeout", "must be a positive number of seconds")
+    check_seconds("read_timeout", read_timeout)
     session = client.session
     # Downloads never add the token themselves; a session carrying one by default
     # would still leak it to the storage host.

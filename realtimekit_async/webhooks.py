@@ -45,9 +45,9 @@ from ._exceptions import (
     ValidationError,
     WebhookVerificationError,
 )
+from ._models import check_int, check_seconds
 from ._sansio import unwrap
 from ._waiter import RecordingSnapshot, RecordingWaiter
-from ._waiting import positive
 from ._webhook_models import (
     RECORDING_STATUS_UPDATE,
     DownloadUrl,
@@ -218,9 +218,8 @@ class Deduplicator:
         ttl: float = 24 * 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
-            raise ValidationError("max_entries", f"must be an integer >= 1, got {max_entries!r}")
-        self._ttl = positive("ttl", ttl)
+        check_int("max_entries", max_entries, 1)
+        self._ttl = check_seconds("ttl", ttl)
         self._max = max_entries
         self._clock = clock
         self._expiry: OrderedDict[str, float] = OrderedDict()
@@ -295,7 +294,7 @@ class WebhookVerifier:
         self._session = session
         self._own_session: aiohttp.ClientSession | None = None
         self._key_url = URL(key_url)
-        self._timeout = aiohttp.ClientTimeout(total=positive("timeout", timeout))
+        self._timeout = aiohttp.ClientTimeout(total=check_seconds("timeout", timeout))
         if isinstance(refetch_cooldown, bool) or not refetch_cooldown >= 0:
             raise ValidationError("refetch_cooldown", "must be a number of seconds >= 0")
         self._cooldown = float(refetch_cooldown)
@@ -583,8 +582,7 @@ def webhook_handler(
     quick. Other exceptions from the callback are logged and acknowledged:
     a redelivery would fail the same way.
     """
-    if isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size < 1:
-        raise ValidationError("max_body_size", f"must be an integer >= 1, got {max_body_size!r}")
+    check_int("max_body_size", max_body_size, 1)
     for name, value in (("respond_within", respond_within), ("shutdown_timeout", shutdown_timeout)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
             raise ValidationError(name, f"must be a number of seconds >= 0, got {value!r}")

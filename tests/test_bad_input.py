@@ -2,7 +2,7 @@
 
 Every row is a test: the exception type and its exact message (or, for the
 webhook handler, the HTTP answer; for the CLI, exit code 2 and one line). The
-table in ``docs/bad-input.md`` is rendered from these rows and checked against
+table in the README's "Bad input" section is rendered from these rows and checked against
 them (:func:`test_the_documented_table_is_these_rows`), so they cannot drift apart.
 Regenerate it with ``python -m tests.test_bad_input``.
 
@@ -41,7 +41,7 @@ from realtimekit_async.webhooks import Deduplicator, WebhookVerifier, webhook_ha
 
 from ._webhook_support import encode, public_pem, signed_headers, status_update
 
-DOC: Path = Path(__file__).resolve().parent.parent / "docs" / "bad-input.md"
+DOC: Path = Path(__file__).resolve().parent.parent / "README.md"
 NOWHERE = "http://127.0.0.1:9/client/v4"
 ENV = (
     "CLOUDFLARE_API_TOKEN",
@@ -113,25 +113,25 @@ ROWS: list[Row] = [
         "RealtimeKit(...)",
         "`max_retries=-1`",
         _client(**AUTH, max_retries=-1),
-        "max_retries: must be at least 0, got -1",
+        "max_retries: must be an integer >= 0, got -1",
     ),
     Row(
         "RealtimeKit(...)",
         "`max_retries=True`",
         _client(**AUTH, max_retries=True),
-        "max_retries: must be an integer at least 0, got True",
+        "max_retries: must be an integer >= 0, got True",
     ),
     Row(
         "RealtimeKit(...)",
         "`max_concurrency=0`",
         _client(**AUTH, max_concurrency=0),
-        "max_concurrency: must be at least 1, got 0",
+        "max_concurrency: must be an integer >= 1, got 0",
     ),
     Row(
         "RateLimit(...)",
         "`max_requests=0`",
         lambda _c: RateLimit(max_requests=0),
-        "rate_limit.max_requests: must be at least 1",
+        "rate_limit.max_requests: must be an integer >= 1, got 0",
     ),
     Row(
         "RateLimit(...)",
@@ -143,7 +143,7 @@ ROWS: list[Row] = [
         "RetryPolicy(...)",
         "`max_retries=-1`",
         lambda _c: RetryPolicy(max_retries=-1),
-        "max_retries: must be at least 0, got -1",
+        "max_retries: must be an integer >= 0, got -1",
     ),
     Row(
         "RetryPolicy(...)",
@@ -167,7 +167,7 @@ ROWS: list[Row] = [
         "client.with_options(...)",
         "`max_retries=-2`",
         lambda c: c.with_options(max_retries=-2),
-        "max_retries: must be at least 0, got -2",
+        "max_retries: must be an integer >= 0, got -2",
     ),
     # -- recordings.list -------------------------------------------------------------------
     Row(
@@ -228,25 +228,25 @@ ROWS: list[Row] = [
         "recordings.list(...)",
         "`page_no=0`",
         lambda c: c.recordings.list(page_no=0),
-        "page_no: must be at least 1, got 0",
+        "page_no: must be an integer >= 1, got 0",
     ),
     Row(
         "recordings.list(...)",
         "`per_page=0`",
         lambda c: c.recordings.list(per_page=0),
-        "per_page: must be at least 1, got 0",
+        "per_page: must be an integer >= 1, got 0",
     ),
     Row(
         "recordings.list(...)",
         '`per_page="10"`',
         lambda c: c.recordings.list(per_page="10"),  # type: ignore[arg-type]
-        "per_page: must be an integer at least 1, got '10'",
+        "per_page: must be an integer >= 1, got '10'",
     ),
     Row(
         "recordings.list(...)",
         "`prefetch=0`",
         lambda c: c.recordings.list(prefetch=0),
-        "prefetch: must be at least 1, got 0",
+        "prefetch: must be an integer >= 1, got 0",
     ),
     Row(
         "any recordings method",
@@ -289,7 +289,7 @@ ROWS: list[Row] = [
         "recordings.start(...)",
         "`max_seconds=10`",
         lambda c: c.recordings.start("m", max_seconds=10),
-        "max_seconds: must be between 60 and 86400, got 10",
+        "max_seconds: must be an integer between 60 and 86400, got 10",
     ),
     Row(
         "recordings.start(...)",
@@ -454,7 +454,7 @@ ROWS: list[Row] = [
         "export_recordings(...)",
         "`read_timeout=0`",
         lambda c: export_recordings(c, "unused", read_timeout=0),
-        "read_timeout: must be a positive number of seconds",
+        "read_timeout: must be a positive number of seconds, got 0",
     ),
     Row(
         "export_recordings(...)",
@@ -674,7 +674,7 @@ CLI_ROWS: list[tuple[list[str], str]] = [
             "--base-url",
             NOWHERE,
         ],
-        "realtimekit: error: max_seconds: must be between 60 and 86400, got 10",
+        "realtimekit: error: max_seconds: must be an integer between 60 and 86400, got 10",
     ),
     (["export"], "realtimekit export: error: the following arguments are required: --dest"),
     (
@@ -752,9 +752,17 @@ def render_table() -> str:
 
 def test_the_documented_table_is_these_rows() -> None:
     text = DOC.read_text()
-    assert render_table() in text, "docs/bad-input.md is stale: run python -m tests.test_bad_input"
+    assert render_table() in text, (
+        "README's Bad input table is stale: python -m tests.test_bad_input"
+    )
+
+
+def with_current_table(text: str) -> str:
+    """``text`` with its Bad input table (up to the next blank line) rendered anew."""
+    start = text.index("| Entry point | Bad input | Result |")
+    end = text.find("\n\n", start)
+    return text[:start] + render_table() + (text[end + 1 :] if end != -1 else "")
 
 
 if __name__ == "__main__":
-    head, _, _ = DOC.read_text().partition("| Entry point |") if DOC.exists() else ("", "", "")
-    DOC.write_text(head + render_table())
+    DOC.write_text(with_current_table(DOC.read_text()))

@@ -104,7 +104,9 @@ async def test_bad_token_is_one_line(emu: Emulator) -> None:
 async def test_validation_error_exit_2(emu: Emulator) -> None:
     code, _, err = await cli("recordings", "start", "m", "--max-seconds", "10", *flags(emu))
     assert code == 2
-    assert err == "realtimekit: error: max_seconds: must be between 60 and 86400, got 10\n"
+    assert (
+        err == "realtimekit: error: max_seconds: must be an integer between 60 and 86400, got 10\n"
+    )
     assert emu.stats.starts_by_meeting == {}
 
 

@@ -4,14 +4,23 @@
 walk :meth:`RecordingPaginator.pages`. Once the first page tells the total,
 up to ``prefetch`` following pages are fetched concurrently while items are
 still yielded in order.
+
+Offset paging has a weakness: when recordings are added or removed while the
+walk runs, the rest of the list shifts, so a page read later can hold repeats
+(dropped here by id) or can have lost an item into a page already read. Every
+page carries the list's total; when it moved during a pass, a repair pass walks
+again, in page order, from just before the lowest page cut after the move.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Sequence
+from typing import Any, Final
+
+import attrs
 
 from ._models import Recording, RecordingPage
 from ._sansio import page_count
@@ -19,6 +28,11 @@ from ._sansio import page_count
 __all__ = ["RecordingPaginator"]
 
 FetchPage = Callable[[int], Awaitable[RecordingPage]]
+
+#: Repair passes after the first; a list still changing after that many is left be.
+MAX_REPAIR_PASSES: Final = 3
+#: Pages in a row holding only repeats that a growing total may explain.
+MAX_REPEATED_PAGES: Final = 3
 
 
 def _last_page(page: RecordingPage, page_no: int, per_page: int) -> int:
@@ -29,14 +43,41 @@ def _last_page(page: RecordingPage, page_no: int, per_page: int) -> int:
     return page_count(total, per_page)
 
 
+def _grew(before: int | None, after: int | None) -> bool:
+    return before is not None and after is not None and after > before
+
+
+def repair_start(answered: Sequence[tuple[int, int | None]], per_page: int) -> int | None:
+    """Where a repair pass must start, from a pass's ``(page_no, total)`` in answer order.
+
+    ``None`` when every answer saw the first answer's total. Otherwise every page
+    answered from the first differing answer on was cut after the list changed,
+    so recordings may have slid from the lowest of them back into earlier pages,
+    by at most as many places as the total moved.
+    """
+    if not answered:
+        return None
+    reference = answered[0][1]
+    for i, (_, total) in enumerate(answered):
+        if total != reference:
+            later = answered[i:]
+            lowest = min(page_no for page_no, _ in later)
+            drift = max(
+                abs(t - reference) for _, t in later if t is not None and reference is not None
+            )
+            return max(1, lowest - 1 - drift // per_page)
+    return None
+
+
 class RecordingPaginator:
     """A lazily fetched, auto-paginating list of recordings.
 
     Walks ``page_no`` upward from the requested page and stops at the last page
     by ``paging.total_count`` (re-read from every page, since it changes while
     recordings come and go), at an empty page, or at a page that holds nothing
-    new (a server repeating itself). Within one walk no recording is yielded
-    twice, even when pages shift under it.
+    new while the total did not grow (a server repeating itself). Within one
+    walk no recording is yielded twice; recordings a repair pass recovers (see
+    the module docstring) come after the rest.
     """
 
     def __init__(self, fetch: FetchPage, *, page_no: int, per_page: int, prefetch: int) -> None:
@@ -52,45 +93,80 @@ class RecordingPaginator:
         return self._items()
 
     async def _items(self) -> AsyncIterator[Recording]:
-        async for _page, fresh in self._walk():
-            for recording in fresh:
-                yield recording
+        # aclosing: an early break closes the whole chain of generators at once.
+        async with contextlib.aclosing(self.pages()) as pages:
+            async for page in pages:
+                for recording in page.data:
+                    yield recording
 
-    async def pages(self) -> AsyncIterator[RecordingPage]:
-        """Yield every page as the server returned it, in order."""
-        async for page, _fresh in self._walk():
-            yield page
-
-    async def _walk(self) -> AsyncIterator[tuple[RecordingPage, list[Recording]]]:
+    async def pages(self) -> AsyncGenerator[RecordingPage, None]:
+        """Yield every page in order, each holding only recordings not yielded before."""
         seen: set[str] = set()
+        walk = _Pass(start=self._page_no, prefetch=self._prefetch, known_until=0)
+        for _ in range(1 + MAX_REPAIR_PASSES):
+            async with contextlib.aclosing(self._pass(walk, seen)) as pages:
+                async for page in pages:
+                    yield page
+            if walk.repair_from is None:
+                return
+            # A repair pass reads in page order, where an insert can only push seen
+            # recordings forward (they are dropped as repeats); up to the furthest
+            # page read before, pages of repeats are expected and do not end it.
+            walk = _Pass(
+                start=max(self._page_no, walk.repair_from), prefetch=1, known_until=walk.furthest
+            )
 
-        def fresh_items(page: RecordingPage) -> list[Recording]:
+    async def _pass(self, walk: _Pass, seen: set[str]) -> AsyncGenerator[RecordingPage, None]:
+        """One walk from ``walk.start``, noting in ``walk`` where a repair must start."""
+        answered: list[tuple[int, int | None]] = []
+
+        async def fetch(number: int) -> RecordingPage:
+            page = await self._fetch(number)
+            answered.append((number, page.paging.total_count))
+            return page
+
+        def fresh_part(page: RecordingPage) -> RecordingPage:
             fresh = [r for r in page.data if r.id not in seen]
             seen.update(r.id for r in fresh)
-            return fresh
+            if len(fresh) == len(page.data):
+                return page
+            return RecordingPage(data=tuple(fresh), paging=page.paging)
 
-        page_no = self._page_no
-        page = await self._fetch(page_no)
-        fresh = fresh_items(page)
-        yield page, fresh
-        if not fresh:
+        page_no = walk.furthest = walk.start
+        page = await fetch(page_no)
+        previous = page.paging.total_count
+        part = fresh_part(page)
+        if part.data:
+            yield part
+        elif not page.data or page_no > walk.known_until:
             return
         last = _last_page(page, page_no, self._per_page)
+        repeats = 0
         window: deque[asyncio.Future[RecordingPage]] = deque()
         next_no = page_no + 1
         try:
             while True:
-                while len(window) < self._prefetch and next_no <= last:
-                    window.append(asyncio.ensure_future(self._fetch(next_no)))
+                while len(window) < walk.prefetch and next_no <= last:
+                    window.append(asyncio.ensure_future(fetch(next_no)))
                     next_no += 1
                 if not window:
                     return
                 page = await window.popleft()
-                page_no += 1
-                fresh = fresh_items(page)
-                if not fresh:  # empty, or only repeats: nothing further can be trusted
+                page_no = walk.furthest = page_no + 1
+                total = page.paging.total_count
+                if not page.data:
                     return
-                yield page, fresh
+                part = fresh_part(page)
+                if part.data:
+                    repeats = 0
+                    yield part
+                elif page_no <= walk.known_until:
+                    pass  # a repair pass re-reading pages it has seen
+                elif _grew(previous, total) and repeats < MAX_REPEATED_PAGES:
+                    repeats += 1  # new recordings pushed seen ones into this page
+                else:
+                    return  # nothing new and nothing explains it: the server repeats itself
+                previous = total
                 last = _last_page(page, page_no, self._per_page)
         finally:
             # Runs on exhaustion, on error, and (via the event loop's async-generator
@@ -99,6 +175,20 @@ class RecordingPaginator:
             for task in window:
                 task.add_done_callback(_retrieve)
                 task.cancel()
+            walk.repair_from = repair_start(answered, self._per_page)
+
+
+@attrs.define
+class _Pass:
+    """One pass of a walk: where it starts, and what it found out."""
+
+    start: int
+    prefetch: int
+    #: Pages up to here were read by an earlier pass: repeats there are expected.
+    known_until: int
+    #: Where a repair pass must start, when the list changed during this one.
+    repair_from: int | None = None
+    furthest: int = 0
 
 
 def _retrieve(task: asyncio.Future[RecordingPage]) -> None:

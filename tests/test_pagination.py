@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from realtimekit_async import Paging, RealtimeKit, Recording, RecordingPage, RecordingStatus
-from realtimekit_async._pagination import RecordingPaginator
+from realtimekit_async._pagination import RecordingPaginator, repair_start
 
 from .conftest import RECORDINGS, ok, recording_json, sent
 
@@ -112,7 +112,9 @@ async def test_total_shrinking_mid_walk() -> None:
 
     server.before_page = shrink
     assert await ids_of(server.paginator(prefetch=1)) == [str(i) for i in range(30)]
-    assert server.requested == [1, 2, 3]  # the new total ends the walk at page 3
+    # The new total ends the walk at page 3; as the total moved at page 2, a
+    # repair pass reads again from page 1 (finding nothing new).
+    assert server.requested == [1, 2, 3, 1, 2, 3]
 
 
 async def test_total_growing_mid_walk() -> None:
@@ -217,3 +219,28 @@ async def test_early_break_over_http_then_close(api: Any, client: RealtimeKit) -
     gc.collect()
     await asyncio.sleep(0.05)
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+@pytest.mark.parametrize(
+    ("answered", "expected"),
+    [
+        ([], None),
+        ([(1, 30), (2, 30), (3, 30)], None),
+        ([(1, None), (2, None)], None),
+        ([(1, 30), (2, 30), (3, 31)], 2),
+        # Page 5 was answered after the change, page 4 even later: both were cut
+        # after it, so recordings may have slid back from page 4 into page 3.
+        ([(1, 30), (3, 30), (5, 31), (4, 30)], 3),
+        # 25 recordings gone: items may have slid back more than two pages.
+        ([(1, 100), (2, 100), (6, 75)], 3),
+        ([(3, 40), (4, 41)], 3),
+    ],
+)
+def test_repair_start(answered: list[tuple[int, int | None]], expected: int | None) -> None:
+    assert repair_start(answered, per_page=10) == expected
+
+
+async def test_a_walk_without_changes_reads_each_page_once() -> None:
+    server = FakeServer(list(range(95)), 10)
+    assert await ids_of(server.paginator(prefetch=4)) == [str(i) for i in range(95)]
+    assert sorted(server.requested) == list(range(1, 11))

@@ -12,6 +12,8 @@ as the converter's own hooks, with the common cases inlined:
   kept as is when the field's hook would return it unchanged;
 * a known enum value is looked up in the enum's value map, an ISO timestamp
   string goes straight to ``datetime.fromisoformat``;
+* the instance is built by setting its slots when that is all its
+  attrs-generated ``__init__`` would do (no validators, converters or hooks);
 * everything else goes to the field's hook from the converter, so unknown
   enum values, floats for ints, epoch timestamps and errors behave exactly as
   there. Errors are the hooks' own exceptions, as with
@@ -28,7 +30,7 @@ import linecache
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
-from types import NoneType, UnionType
+from types import MemberDescriptorType, NoneType, UnionType
 from typing import Any, Final, Union, get_args, get_origin, get_type_hints
 
 import attrs
@@ -81,6 +83,33 @@ def _supported(cls: type, hints: Mapping[str, Any]) -> bool:
     return True
 
 
+def _plain_slots(cls: type) -> bool:
+    """Whether setting the slots directly builds exactly what ``cls(...)`` would.
+
+    True for an attrs-generated ``__init__`` on a slotted class whose fields are
+    all its own slots, with no validators, converters or pre/post-init hooks
+    (and no hidden slot such as a cached hash). Then calling ``__init__`` only
+    stores each argument, which the slot descriptors do without going through
+    ``object.__setattr__`` (what a frozen class's ``__init__`` uses).
+    """
+    init = getattr(cls, "__init__", None)
+    code = getattr(init, "__code__", None)
+    if code is None or not code.co_filename.startswith("<attrs generated"):
+        return False
+    if hasattr(cls, "__attrs_pre_init__") or hasattr(cls, "__attrs_post_init__"):
+        return False
+    fields = attrs.fields(cls)
+    names = {a.name for a in fields}
+    if set(cls.__dict__.get("__slots__", ())) - {"__weakref__"} != names:
+        return False
+    return all(
+        a.validator is None
+        and a.converter is None
+        and isinstance(cls.__dict__.get(a.name), MemberDescriptorType)
+        for a in fields
+    )
+
+
 def _value_code(
     n: int, type_: Any, conv: Converter, paths: FastPaths, ns: dict[str, Any]
 ) -> list[str]:
@@ -126,10 +155,18 @@ def make_structure_fn(cls: type, conv: Converter, paths: FastPaths) -> Structure
     then the required ones), so even the first error of a bad document is the
     same. Anything but a ``dict`` goes to cattrs' own hook.
     """
-    fallback: StructureHook = make_dict_structure_fn(cls, conv)
     hints = get_type_hints(cls)
     if not _supported(cls, hints):
-        return fallback
+        hook: StructureHook = make_dict_structure_fn(cls, conv)
+        return hook
+    built: list[StructureHook] = []
+
+    def fallback(o: Any, type_: Any) -> Any:
+        # Built on first use: generating it costs more than every dict decoded.
+        if not built:
+            built.append(make_dict_structure_fn(cls, conv))
+        return built[0](o, type_)
+
     ns: dict[str, Any] = {
         "_cls": cls,
         "_fallback": fallback,
@@ -157,13 +194,21 @@ def make_structure_fn(cls: type, conv: Converter, paths: FastPaths) -> Structure
             continue
         lines.append(f"    v = o[{field.name!r}]")
         lines.extend(f"    {line}" for line in _value_code(n, hints[field.name], conv, paths, ns))
-    lines.append(f"    return _cls({', '.join(f'a{n}' for n, _ in fields)})")
+    if _plain_slots(cls):
+        ns["_new"] = object.__new__
+        lines.append("    self = _new(_cls)")
+        for n, field in fields:
+            ns[f"_set{n}"] = cls.__dict__[field.name].__set__
+            lines.append(f"    _set{n}(self, a{n})")
+        lines.append("    return self")
+    else:
+        lines.append(f"    return _cls({', '.join(f'a{n}' for n, _ in fields)})")
     source = "\n".join(lines) + "\n"
     filename = f"<realtimekit_async generated structure {cls.__module__}.{cls.__qualname__}>"
     exec(compile(source, filename, "exec"), ns)  # our own generated source
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    hook: StructureHook = ns[f"structure_{cls.__name__}"]
-    return hook
+    generated: StructureHook = ns[f"structure_{cls.__name__}"]
+    return generated
 
 
 def _make_optional_hook(conv: Converter) -> Callable[[Any], StructureHook]:

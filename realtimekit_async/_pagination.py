@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Sequence
 from typing import Any, Final
@@ -33,6 +34,57 @@ FetchPage = Callable[[int], Awaitable[RecordingPage]]
 MAX_REPAIR_PASSES: Final = 3
 #: Pages in a row holding only repeats that a growing total may explain.
 MAX_REPEATED_PAGES: Final = 3
+#: Ids remembered as given up to here; past it, UUIDs are kept as 128-bit ints.
+COMPACT_IDS_AFTER: Final = 25_000
+
+_CANONICAL_UUID: Final = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+).fullmatch
+
+
+def _compact_id(rid: str) -> str | int:
+    """A canonical (lowercase) UUID as its 128-bit int, any other id unchanged.
+
+    One-to-one: an int only ever stands for the one string of that exact form,
+    and ints never equal strings.
+    """
+    return int(rid.replace("-", ""), 16) if _CANONICAL_UUID(rid) else rid
+
+
+class _SeenIds:
+    """The ids one walk has yielded, so that none is yielded twice.
+
+    A long walk would keep every id string alive (about 125 bytes each with the
+    set's table); past ``COMPACT_IDS_AFTER`` ids the UUIDs are held as ints
+    instead (about 85 bytes), which keeps a 100,000-recording walk's memory
+    growth a third lower. Short walks skip the conversion.
+    """
+
+    __slots__ = ("_compact", "_ids")
+
+    def __init__(self) -> None:
+        self._ids: set[str | int] = set()
+        self._compact = False
+
+    def fresh(self, recordings: Sequence[Recording]) -> list[Recording]:
+        """The recordings not seen before (a repeat within the list counts too); remember them."""
+        ids = self._ids
+        fresh: list[Recording] = []
+        if self._compact:
+            for recording in recordings:
+                key = _compact_id(recording.id)
+                if key not in ids:
+                    ids.add(key)
+                    fresh.append(recording)
+            return fresh
+        for recording in recordings:
+            if recording.id not in ids:
+                ids.add(recording.id)
+                fresh.append(recording)
+        if len(ids) >= COMPACT_IDS_AFTER:
+            self._ids = {_compact_id(key) if isinstance(key, str) else key for key in ids}
+            self._compact = True
+        return fresh
 
 
 def _last_page(page: RecordingPage, page_no: int, per_page: int) -> int:
@@ -101,7 +153,7 @@ class RecordingPaginator:
 
     async def pages(self) -> AsyncGenerator[RecordingPage, None]:
         """Yield every page in order, each holding only recordings not yielded before."""
-        seen: set[str] = set()
+        seen = _SeenIds()
         walk = _Pass(start=self._page_no, prefetch=self._prefetch, known_until=0)
         for _ in range(1 + MAX_REPAIR_PASSES):
             async with contextlib.aclosing(self._pass(walk, seen)) as pages:
@@ -116,7 +168,7 @@ class RecordingPaginator:
                 start=max(self._page_no, walk.repair_from), prefetch=1, known_until=walk.furthest
             )
 
-    async def _pass(self, walk: _Pass, seen: set[str]) -> AsyncGenerator[RecordingPage, None]:
+    async def _pass(self, walk: _Pass, seen: _SeenIds) -> AsyncGenerator[RecordingPage, None]:
         """One walk from ``walk.start``, noting in ``walk`` where a repair must start."""
         answered: list[tuple[int, int | None]] = []
 
@@ -126,8 +178,7 @@ class RecordingPaginator:
             return page
 
         def fresh_part(page: RecordingPage) -> RecordingPage:
-            fresh = [r for r in page.data if r.id not in seen]
-            seen.update(r.id for r in fresh)
+            fresh = seen.fresh(page.data)
             if len(fresh) == len(page.data):
                 return page
             return RecordingPage(data=tuple(fresh), paging=page.paging)

@@ -278,7 +278,10 @@ class RealtimeKit:
             except aiohttp.ClientConnectorError as exc:
                 failure = Failure.CONNECT
                 error = APIConnectionError(
-                    f"{method} {path}: cannot connect: {exc.os_error}", method=method, path=path
+                    # str(exc), not exc.os_error: aiohttp 3.13's certificate error lacks it.
+                    f"{method} {path}: cannot connect: {exc}",
+                    method=method,
+                    path=path,
                 )
             except TimeoutError:
                 failure = Failure.AFTER_SEND

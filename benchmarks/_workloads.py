@@ -167,22 +167,6 @@ def _sdk_client(spec: Spec) -> Any:
     )
 
 
-def _use_orjson() -> None:
-    """Prototype only (not in the SDK): let the SDK's envelope decoding use orjson.
-
-    Swaps the ``json`` module ``_sansio`` reads bodies with for one whose
-    ``loads`` is ``orjson.loads``; everything else stays stdlib.
-    """
-    import importlib
-    import types
-
-    from realtimekit_async import _sansio
-
-    orjson = importlib.import_module("orjson")  # not a declared dependency
-    shim = types.SimpleNamespace(dumps=json.dumps, loads=orjson.loads)
-    setattr(_sansio, "json", shim)  # noqa: B010
-
-
 async def list_sdk(spec: Spec) -> int:
     """This SDK's items walk (models, nothing collected); ``prefetch`` None = default."""
     count = 0
@@ -201,7 +185,6 @@ LISTERS: dict[str, Callable[[Spec], Awaitable[int]]] = {
     "official": list_official,
     "sdk_prefetch1": list_sdk,
     "sdk": list_sdk,
-    "sdk_orjson": list_sdk,
 }
 
 
@@ -216,8 +199,6 @@ def _preload(client: str) -> None:
 async def run_list(spec: Spec) -> Result:
     lister = LISTERS[spec["client"]]
     _preload(spec["client"])
-    if spec.get("orjson"):
-        _use_orjson()
     meter = Meter()
     with meter.measure():
         count = await lister(spec)

@@ -45,7 +45,6 @@ CLIENT_LABELS = {
     "official_strict": "official SDK models, strict validation (info)",
     "sdk_prefetch1": "realtimekit_async, prefetch=1",
     "sdk": "realtimekit_async, default prefetch",
-    "sdk_orjson": "realtimekit_async, default prefetch + orjson (prototype, not shipped)",
     "raw": "raw aiohttp (floor)",
 }
 _SDK = "realtimekit_async"
@@ -197,10 +196,6 @@ def run_clients(
 # -- the workloads ------------------------------------------------------------------------
 
 
-def has_orjson() -> bool:
-    return importlib.util.find_spec("orjson") is not None
-
-
 def list_workloads(
     sizes: Sizes,
     reps: int,
@@ -208,12 +203,8 @@ def list_workloads(
     latency: float,
     key: str,
     title: str,
-    *,
-    orjson: bool = False,
 ) -> Workload:
     clients = ["floor", "floor_concurrent", "official", "sdk_prefetch1", "sdk"]
-    if orjson:
-        clients.append("sdk_orjson")
     workload = Workload(key, title, clients)
     with emulator(recordings=sizes.recordings, latency=latency) as info:
         base = {
@@ -231,7 +222,6 @@ def list_workloads(
         }
         per_client: dict[str, dict[str, Any]] = {
             "sdk_prefetch1": {"prefetch": 1},
-            "sdk_orjson": {"orjson": True},
         }
         run_clients(workload, base, reps, per_client)
     return workload
@@ -473,17 +463,6 @@ def evaluate(workloads: dict[str, Workload], summary: Summary = medians) -> list
         targets.append(
             Target("List all, CPU vs official SDK", r, ">= 5x less", r >= 5, "official / sdk")
         )
-        if "sdk_orjson" in workloads["list_0ms"].runs:
-            r = _ratio(med("list_0ms", "sdk_orjson")["cpu"], floor["cpu"])
-            targets.append(
-                Target(
-                    "(prototype) List all, CPU vs raw floor, SDK with orjson",
-                    r,
-                    "<= 1.6x",
-                    r <= 1.6,
-                    "sdk+orjson / floor",
-                )
-            )
     if "list_50ms" in workloads:
         sdk, conc, official = (med("list_50ms", c) for c in ("sdk", "floor_concurrent", "official"))
         r = _ratio(sdk["wall"], conc["wall"])
@@ -766,7 +745,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             0.0,
             "list_0ms",
             "List all, no added latency",
-            orjson=has_orjson(),
         )
     if "latency" in only:
         print(f"list all, {sizes.latency * 1000:.0f} ms per request", flush=True)

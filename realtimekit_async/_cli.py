@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import sys
 import time
@@ -27,6 +26,7 @@ from ._config import ENV_ACCOUNT_ID, ENV_API_TOKEN, ENV_APP_ID, ENV_BASE_URL
 from ._converter import converter
 from ._exceptions import RealtimeKitError, ValidationError
 from ._models import Recording, RecordingStatus
+from ._sansio import encode_json
 from ._version import __version__
 from .export import ExportProgress, ExportReport, export_recordings
 
@@ -118,7 +118,7 @@ def detail(rec: Recording) -> str:
 
 
 def json_line(rec: Recording) -> str:
-    return json.dumps(converter.unstructure(rec), separators=(",", ":"), ensure_ascii=False)
+    return encode_json(converter.unstructure(rec)).decode()
 
 
 # -- arguments ------------------------------------------------------------------------------
@@ -433,7 +433,7 @@ async def _export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             )
     if args.json:
         doc = converter.unstructure(report)
-        print(json.dumps(doc, separators=(",", ":"), ensure_ascii=False), file=out)
+        print(encode_json(doc).decode(), file=out)
     else:
         print(export_summary(report), file=out)
     return EXIT_FAILURE if report.failed else EXIT_OK

@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import ipaddress
-import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -24,7 +23,7 @@ from yarl import URL
 
 from ._converter import converter
 from ._models import Recording, RecordingStatus
-from ._sansio import Failure, RetryPolicy, retry_delay
+from ._sansio import Failure, RetryPolicy, decode_json, encode_json, retry_delay
 
 __all__ = [
     "MANIFEST_NAME",
@@ -525,7 +524,7 @@ def on_body_end(
 def encode_entry(entry: ManifestEntry) -> bytes:
     """One manifest line (JSON, newline-terminated) for ``entry``."""
     doc = converter.unstructure(entry)
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return encode_json(doc) + b"\n"
 
 
 def parse_manifest(lines: Iterable[bytes]) -> dict[tuple[str, FileKind], ManifestEntry]:
@@ -540,7 +539,7 @@ def parse_manifest(lines: Iterable[bytes]) -> dict[tuple[str, FileKind], Manifes
         if not line:
             continue
         try:
-            entry = converter.structure(json.loads(line), ManifestEntry)
+            entry = converter.structure(decode_json(line), ManifestEntry)
         except Exception:  # cattrs and json raise many types; all mean "not an entry"
             continue
         if entry.kind not in (FileKind.VIDEO, FileKind.AUDIO):

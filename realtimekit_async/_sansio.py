@@ -8,7 +8,6 @@ arithmetic. The aiohttp layer in ``_client`` calls them; tests call them directl
 from __future__ import annotations
 
 import enum
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import attrs
+import orjson
 from yarl import URL
 
 from ._converter import format_datetime
@@ -85,8 +85,13 @@ def list_query(params: ListRecordingsParams) -> list[tuple[str, str]]:
 
 
 def encode_json(data: Any) -> bytes:
-    """Serialise an unstructured request body compactly."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    """Serialise unstructured data as compact UTF-8 JSON."""
+    return orjson.dumps(data)
+
+
+def decode_json(data: bytes | str) -> Any:
+    """Parse JSON; raises ``ValueError`` (``orjson.JSONDecodeError``) when it is not."""
+    return orjson.loads(data)
 
 
 # -- answers ---------------------------------------------------------------------------
@@ -105,7 +110,7 @@ _STATUS_ERRORS: Final[Mapping[int, type[APIStatusError]]] = {
 def _error_details(body: bytes) -> tuple[int | None, str | None]:
     """Pull (code, message) out of either documented error shape, if present."""
     try:
-        doc = json.loads(body)
+        doc = decode_json(body)
     except ValueError:
         return None, None
     if not isinstance(doc, dict):
@@ -192,7 +197,7 @@ def unwrap(
     if not 200 <= status < 300:
         raise status_error(status, headers, body, method=method, path=path)
     try:
-        doc = json.loads(body)
+        doc = decode_json(body)
     except ValueError:
         raise APIResponseValidationError(
             f"{method} {path}: HTTP {status} body is not JSON: {_snippet(body)}",

@@ -19,7 +19,6 @@ import asyncio
 import base64
 import binascii
 import inspect
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -46,7 +45,7 @@ from ._exceptions import (
     WebhookVerificationError,
 )
 from ._models import check_int, check_seconds
-from ._sansio import unwrap
+from ._sansio import decode_json, unwrap
 from ._waiter import RecordingSnapshot, RecordingWaiter
 from ._webhook_models import (
     RECORDING_STATUS_UPDATE,
@@ -187,7 +186,7 @@ def parse_event(
     :meth:`WebhookVerifier.parse`, which checks the signature first.
     """
     try:
-        doc = json.loads(body)
+        doc = decode_json(body)
     except ValueError:
         raise WebhookPayloadError("webhook body is not JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("event"), str):

@@ -64,6 +64,19 @@ async def client(api: Any) -> AsyncIterator[RealtimeKit]:
         yield rtk
 
 
+def emulator_client(emu: Any, *, retries: int = 4, **options: Any) -> RealtimeKit:
+    """A client on an emulator: no rate limit, quick retries (the backoff is tested elsewhere)."""
+    policy = RetryPolicy(max_retries=retries, initial_delay=0.001, max_delay=0.01)
+    settings: dict[str, Any] = {"rate_limit": None, "max_retries": policy, **options}
+    return RealtimeKit(
+        api_token=emu.token,
+        account_id=emu.account_id,
+        app_id=emu.app_id,
+        base_url=emu.base_url,
+        **settings,
+    )
+
+
 def emulator_flags(emu: Any) -> list[str]:
     """CLI connection flags pointing at an emulator."""
     return [

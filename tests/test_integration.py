@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -26,18 +27,13 @@ from realtimekit_async import (
 )
 from realtimekit_async.emulator import Emulator, FaultConfig
 
+from .conftest import emulator_client
+
 FAST = RetryPolicy(max_retries=4, initial_delay=0.001, max_delay=0.01)
 
 
-def client_for(emu: Emulator, **kwargs: object) -> RealtimeKit:
-    options: dict[str, object] = {"rate_limit": None, "max_retries": FAST, **kwargs}
-    return RealtimeKit(
-        api_token=emu.token,
-        account_id=emu.account_id,
-        app_id=emu.app_id,
-        base_url=emu.base_url,
-        **options,  # type: ignore[arg-type]
-    )
+def client_for(emu: Emulator, **kwargs: Any) -> RealtimeKit:
+    return emulator_client(emu, **kwargs)
 
 
 @pytest.fixture

@@ -53,6 +53,8 @@ from realtimekit_async._sansio import RETRYABLE_STATUSES, Failure, retry_delay
 from realtimekit_async.emulator import Emulator, FaultConfig
 from realtimekit_async.export import MANIFEST_NAME, ExportProgress, export_recordings
 
+from .conftest import emulator_client
+
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ASYNC = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -444,6 +446,19 @@ class ChurningServer:
         )
 
 
+def _shuffled(
+    size: int, per_page: int, mutate: Callable[[ChurningServer, int], None], data: st.DataObject
+) -> ChurningServer:
+    """A churning server whose answers come back in a drawn, shuffled order."""
+    return ChurningServer(
+        size,
+        per_page,
+        mutate,
+        lambda: data.draw(st.integers(min_value=0, max_value=4), label="delay"),
+        in_order=False,
+    )
+
+
 def _walk(server: ChurningServer, prefetch: int) -> list[str]:
     async def main() -> list[str]:
         paginator = RecordingPaginator(
@@ -491,13 +506,7 @@ def test_walk_is_complete_when_churn_stays_beyond_the_requested_pages(
             elif low < high:
                 server.delete(data.draw(st.integers(min_value=low, max_value=high - 1)))
 
-    server = ChurningServer(
-        size,
-        per_page,
-        mutate,
-        lambda: data.draw(st.integers(min_value=0, max_value=4), label="delay"),
-        in_order=False,
-    )
+    server = _shuffled(size, per_page, mutate, data)
     _check_walk(server, size, _walk(server, prefetch))
 
 
@@ -532,13 +541,7 @@ def test_walk_is_complete_when_the_list_changes_a_few_times(
         else:
             server.delete(data.draw(st.integers(min_value=0, max_value=high - 1), label="at"))
 
-    server = ChurningServer(
-        size,
-        per_page,
-        mutate,
-        lambda: data.draw(st.integers(min_value=0, max_value=4), label="delay"),
-        in_order=False,
-    )
+    server = _shuffled(size, per_page, mutate, data)
     _check_walk(server, size, _walk(server, prefetch))
 
 
@@ -570,13 +573,7 @@ def test_walk_ends_and_never_repeats_under_any_churn(
             else:
                 server.delete(data.draw(st.integers(min_value=0, max_value=high - 1)))
 
-    server = ChurningServer(
-        size,
-        per_page,
-        mutate,
-        lambda: data.draw(st.integers(min_value=0, max_value=4), label="delay"),
-        in_order=False,
-    )
+    server = _shuffled(size, per_page, mutate, data)
     got = _walk(server, prefetch)  # the walk's own timeout (10 s) guards termination
     assert len(got) == len(set(got)), "an id was yielded twice"
     assert {int(i) for i in got} <= set(range(size)) | server.inserted
@@ -774,14 +771,7 @@ async def test_start_is_never_repeated_after_it_could_have_been_processed(
     )
     async with (
         Emulator(speed=0, faults=faults) as emu,
-        RealtimeKit(
-            api_token=emu.token,
-            account_id=emu.account_id,
-            app_id=emu.app_id,
-            base_url=emu.base_url,
-            rate_limit=None,
-            max_retries=RetryPolicy(max_retries=5, initial_delay=0.001, max_delay=0.002),
-        ) as client,
+        emulator_client(emu, retries=5) as client,
     ):
         if succeeds:
             rec = await client.recordings.start("meeting-1")
@@ -801,14 +791,7 @@ async def test_a_truncated_answer_to_a_read_is_retried() -> None:
     faults = FaultConfig(first=2, kinds=("truncate",))
     async with (
         Emulator(speed=0, recordings=3, faults=faults) as emu,
-        RealtimeKit(
-            api_token=emu.token,
-            account_id=emu.account_id,
-            app_id=emu.app_id,
-            base_url=emu.base_url,
-            rate_limit=None,
-            max_retries=RetryPolicy(max_retries=3, initial_delay=0.001, max_delay=0.002),
-        ) as client,
+        emulator_client(emu, retries=3) as client,
     ):
         rid = next(iter(emu.store.recordings))
         assert (await client.recordings.get(rid)).id == rid
@@ -819,15 +802,7 @@ async def test_a_truncated_answer_to_a_read_is_retried() -> None:
 
 
 def _client_for(emu: Emulator, **options: Any) -> RealtimeKit:
-    return RealtimeKit(
-        api_token=emu.token,
-        account_id=emu.account_id,
-        app_id=emu.app_id,
-        base_url=emu.base_url,
-        rate_limit=None,
-        max_retries=RetryPolicy(max_retries=3, initial_delay=0.001, max_delay=0.002),
-        **options,
-    )
+    return emulator_client(emu, retries=3, **options)
 
 
 async def _cancel_after(task: asyncio.Task[Any], turns: int, ready: asyncio.Event | None) -> None:

@@ -46,6 +46,8 @@ from realtimekit_async.emulator import FAULT_KINDS, Emulator, FaultConfig, expec
 from realtimekit_async.emulator._util import ms_to_datetime
 from realtimekit_async.export import MANIFEST_NAME, export_recordings
 
+from .conftest import emulator_client
+
 RESULTS: Final = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 RETRY_LINE: Final = re.compile(r"\(retry (\d+)\)")
 FAULT_RATE: Final = 0.1
@@ -192,13 +194,8 @@ async def run_soak(size: SoakSize, dest: Path) -> dict[str, Any]:
                 bytes_per_second=16,  # small files: 30 s .. 2 h of recording -> 0.5 .. 115 KB
                 faults=faults,
             ) as emu,
-            RealtimeKit(
-                api_token=emu.token,
-                account_id=emu.account_id,
-                app_id=emu.app_id,
-                base_url=emu.base_url,
-                rate_limit=None,
-                max_retries=RetryPolicy(max_retries=10, initial_delay=0.002, max_delay=0.05),
+            emulator_client(
+                emu, max_retries=RetryPolicy(max_retries=10, initial_delay=0.002, max_delay=0.05)
             ) as client,
         ):
             # 1. list everything: each recording exactly once

@@ -12,7 +12,6 @@ import logging
 import platform
 import random
 from collections.abc import AsyncIterator, Sequence
-from types import TracebackType
 from typing import Any, Final, Self
 
 import aiohttp
@@ -20,6 +19,7 @@ import attrs
 from aiolimiter import AsyncLimiter
 from yarl import URL
 
+from ._closing import AsyncCloseable
 from ._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_RATE_LIMIT,
@@ -109,7 +109,7 @@ class _Transport:
             await self._session.close()
 
 
-class RealtimeKit:
+class RealtimeKit(AsyncCloseable):
     """Async client for the RealtimeKit Recordings API.
 
     Use it as an async context manager (or call :meth:`close`) so its aiohttp
@@ -195,14 +195,6 @@ class RealtimeKit:
     async def __aenter__(self) -> Self:
         _ = self._transport.session  # create it now, inside the running loop
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close the session if this client created it. Safe to call twice."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable
-from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import attrs
 
+from ._closing import AsyncCloseable
 from ._exceptions import RealtimeKitError, RecordingFailedError
 from ._models import Recording, RecordingStatus, check_int, check_seconds
 from ._sansio import check_id
@@ -48,7 +48,7 @@ class _Tracked:
         return not self.futures and (self.poller is None or self.poller.done())
 
 
-class RecordingWaiter:
+class RecordingWaiter(AsyncCloseable):
     """Waits for recordings to reach a status, told by webhooks, polling when they stay silent.
 
     Feed it verified events (:meth:`feed`, or ``webhook_handler(waiter=...)``).
@@ -85,17 +85,6 @@ class RecordingWaiter:
         self._tracked: OrderedDict[str, _Tracked] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def pollers(self) -> int:

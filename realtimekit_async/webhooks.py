@@ -23,8 +23,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import aiohttp
 import attrs
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from yarl import URL
 
+from ._closing import AsyncCloseable
 from ._converter import converter
 from ._exceptions import (
     APIConnectionError,
@@ -259,7 +259,7 @@ class Deduplicator:
 # -- the verifier ---------------------------------------------------------------------
 
 
-class WebhookVerifier:
+class WebhookVerifier(AsyncCloseable):
     """Checks delivery signatures against RealtimeKit's public key.
 
     Give it the key (PEM text or a loaded key) or let it fetch
@@ -301,17 +301,6 @@ class WebhookVerifier:
         self._quiet_until = float("-inf")
         self._lock = asyncio.Lock()
         self.fetch_count = 0  #: how often the key was fetched (for monitoring)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close the session the verifier created, if any. Safe to call twice."""

@@ -43,6 +43,8 @@ from ._webhook_support import encode, public_pem, signed_headers, status_update
 
 DOC: Path = Path(__file__).resolve().parent.parent / "README.md"
 NOWHERE = "http://127.0.0.1:9/client/v4"
+# Flags that get a command past argument parsing (the URL is never reached).
+CONNECTION = ["--api-token", "t", "--account-id", "a", "--app-id", "b", "--base-url", NOWHERE]
 ENV = (
     "CLOUDFLARE_API_TOKEN",
     "CLOUDFLARE_ACCOUNT_ID",
@@ -665,14 +667,7 @@ CLI_ROWS: list[tuple[list[str], str]] = [
             "m",
             "--max-seconds",
             "10",
-            "--api-token",
-            "t",
-            "--account-id",
-            "a",
-            "--app-id",
-            "b",
-            "--base-url",
-            NOWHERE,
+            *CONNECTION,
         ],
         "realtimekit: error: max_seconds: must be an integer between 60 and 86400, got 10",
     ),
@@ -690,14 +685,7 @@ CLI_ROWS: list[tuple[list[str], str]] = [
             "2021-01-01",
             "--until",
             "2020-01-01",
-            "--api-token",
-            "t",
-            "--account-id",
-            "a",
-            "--app-id",
-            "b",
-            "--base-url",
-            NOWHERE,
+            *CONNECTION,
         ],
         "realtimekit: error: start_time: must not be after end_time",
     ),

@@ -10,6 +10,7 @@ from ._config import DEFAULT_RATE_LIMIT, ClientOptions, RateLimit
 from ._exceptions import (
     APIConnectionError,
     APIError,
+    APIResponseTooLargeError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
@@ -75,6 +76,7 @@ from ._waiter import RecordingWaiter
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIResponseTooLargeError",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",

@@ -15,6 +15,7 @@ from ._models import check_int, check_seconds
 from ._sansio import DEFAULT_BASE_URL, RetryPolicy
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_SIZE",
     "DEFAULT_RATE_LIMIT",
     "ClientOptions",
     "RateLimit",
@@ -31,6 +32,8 @@ ENV_BASE_URL: Final = "REALTIMEKIT_BASE_URL"
 DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_MAX_CONCURRENCY: Final = 32
+#: The most an API answer may hold, inflated: a page of 1,000 recordings is about 1.5 MB.
+DEFAULT_MAX_RESPONSE_SIZE: Final = 8 << 20
 
 
 @attrs.frozen
@@ -64,6 +67,8 @@ class ClientOptions:
     base_url: URL
     timeout: aiohttp.ClientTimeout
     retry: RetryPolicy
+    #: Bytes of an answer's body read at most (after inflation); see ``APIResponseTooLargeError``.
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE
 
 
 def to_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
@@ -90,6 +95,19 @@ def _base_url(value: str | URL) -> URL:
     return url
 
 
+def _header_value(field: str, value: str) -> str:
+    """``value`` if it can go into an HTTP header as it is: visible ASCII, no spaces.
+
+    CR or LF would let the value add headers of its own (aiohttp would refuse it
+    with a raw ``ValueError`` at the first request); the value is never echoed.
+    """
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise ValidationError(
+            field, "must be visible ASCII without spaces, tabs or line breaks (as sent in a header)"
+        )
+    return value
+
+
 def resolve_options(
     *,
     api_token: str | None,
@@ -98,6 +116,7 @@ def resolve_options(
     base_url: str | URL | None,
     timeout: float | aiohttp.ClientTimeout,
     max_retries: int | RetryPolicy,
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     env: Mapping[str, str] = os.environ,
 ) -> ClientOptions:
     """Merge arguments with the environment; raise :class:`ValidationError` if unusable."""
@@ -111,10 +130,11 @@ def resolve_options(
     if app is not None and not app.strip():
         raise ValidationError("app_id", "must be a non-empty string")
     return ClientOptions(
-        api_token=token,
+        api_token=_header_value("api_token", token),
         account_id=account,
         app_id=app,
         base_url=_base_url(base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL),
         timeout=to_timeout(timeout),
         retry=to_retry_policy(max_retries),
+        max_response_size=check_int("max_response_size", max_response_size, 1),
     )

@@ -265,29 +265,44 @@ RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def server_delay(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
-    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``."""
+    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``.
+
+    ``None`` when neither header holds a usable value (garbage, negative, not
+    finite, a date no calendar can hold): the caller then uses its own backoff.
+    Never raises, whatever the header says.
+    """
     raw_ms = headers.get("retry-after-ms")
     if raw_ms is not None:
-        try:
-            value = float(raw_ms) / 1000
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value) and value >= 0:
-            return value
+        value = _seconds_value(raw_ms)
+        if value is not None:
+            return value / 1000
     raw = headers.get("retry-after")
     if raw is None:
         return None
+    value = _seconds_value(raw)
+    return value if value is not None else _date_delay(raw, now or datetime.now(UTC))
+
+
+def _seconds_value(raw: str) -> float | None:
+    """A finite, non-negative number, or ``None``."""
     try:
         value = float(raw)
     except ValueError:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _date_delay(raw: str, now: datetime) -> float | None:
+    """Seconds from ``now`` until the HTTP date ``raw`` (0 if past), or ``None`` if unusable."""
+    try:
+        when = parsedate_to_datetime(raw)
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-    return value if math.isfinite(value) and value >= 0 else None
+        # A year past 9999 overflows in parsing; a zone offset at either end of
+        # the calendar overflows in the subtraction.
+        return max(0.0, (when - now).total_seconds())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def retry_delay(

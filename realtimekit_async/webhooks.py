@@ -33,7 +33,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from yarl import URL
 
+from ._client import read_body
 from ._closing import AsyncCloseable
+from ._config import DEFAULT_MAX_RESPONSE_SIZE
 from ._converter import converter
 from ._exceptions import (
     APIConnectionError,
@@ -293,6 +295,9 @@ class WebhookVerifier(AsyncCloseable):
         self._session = session
         self._own_session: aiohttp.ClientSession | None = None
         self._key_url = URL(key_url)
+        self._max_answer = (
+            client.options.max_response_size if client is not None else DEFAULT_MAX_RESPONSE_SIZE
+        )
         self._timeout = aiohttp.ClientTimeout(total=check_seconds("timeout", timeout))
         if isinstance(refetch_cooldown, bool) or not refetch_cooldown >= 0:
             raise ValidationError("refetch_cooldown", "must be a number of seconds >= 0")
@@ -373,7 +378,8 @@ class WebhookVerifier(AsyncCloseable):
             async with self._http().get(
                 url, timeout=self._timeout, headers={"Accept": "application/json"}
             ) as response:
-                status, headers, body = response.status, response.headers, await response.read()
+                body = await read_body(response, self._max_answer, **where)
+                status, headers = response.status, response.headers
         except TimeoutError:
             raise APITimeoutError(f"GET {url}: timed out", **where) from None
         except aiohttp.ClientError as exc:

@@ -1,0 +1,272 @@
+"""Hostile servers, written apart from the emulator: absurd headers, huge bodies, echoes.
+
+Each test reproduces an attack from issue 11 against a mock API (aiointercept)
+or a small aiohttp.web app on 127.0.0.1, and checks the typed outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import math
+import re
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from hypothesis import given
+from hypothesis import strategies as st
+
+from realtimekit_async import (
+    APIResponseTooLargeError,
+    APIResponseValidationError,
+    RealtimeKit,
+    RetryPolicy,
+    ValidationError,
+)
+from realtimekit_async._config import DEFAULT_MAX_RESPONSE_SIZE
+from realtimekit_async._sansio import retry_delay, server_delay
+from realtimekit_async.export import export_recordings
+from realtimekit_async.webhooks import WebhookVerifier
+
+from .conftest import ACCOUNT, RECORDINGS, TOKEN, ok, recording_json, sent
+
+REC_ID = "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
+LISTING = re.compile(re.escape(RECORDINGS) + r"\?.*")
+
+# -- item 2: a Retry-After no calendar can hold --------------------------------------
+
+OVERFLOWING_DATE = "Fri, 01 Jan 99999999999 00:00:00 GMT"
+UNUSABLE_RETRY_AFTER = [
+    OVERFLOWING_DATE,
+    "Fri, 01 Jan 99999999999 00:00:00 +2359",
+    "Fri, 32 Jan 2025 00:00:00 GMT",
+    "1e999",
+    "nan",
+    "-5",
+    "soon",
+    "",
+]
+
+
+@given(st.text(), st.text())
+def test_any_retry_after_header_is_a_delay_or_nothing(seconds: str, millis: str) -> None:
+    for headers in ({"retry-after": seconds}, {"retry-after-ms": millis}, {}):
+        delay = server_delay(headers)
+        assert delay is None or delay >= 0
+        assert delay is None or math.isfinite(delay)
+        # Waited for, or (over max_server_delay) not retried: a decision, never an exception.
+        retry_delay(RetryPolicy(), 0, idempotent=True, status=429, headers=headers)
+
+
+@pytest.mark.parametrize("value", UNUSABLE_RETRY_AFTER)
+def test_unusable_retry_after_falls_back_to_backoff(value: str) -> None:
+    policy = RetryPolicy(initial_delay=1.0, max_delay=8.0)
+    assert server_delay({"retry-after": value}) is None
+    assert retry_delay(policy, 1, idempotent=True, status=503, headers={"retry-after": value}) == 2
+
+
+async def _collect(paginator: Any) -> list[Any]:
+    return [r async for r in paginator]
+
+
+CALLS: dict[str, Callable[[RealtimeKit], Awaitable[Any]]] = {
+    "get": lambda c: c.recordings.get(REC_ID),
+    "list": lambda c: _collect(c.recordings.list()),
+    "start": lambda c: c.recordings.start("m1"),
+    "wait_for": lambda c: c.recordings.wait_for(REC_ID, "INVOKED", timeout=5),
+}
+
+
+@pytest.mark.parametrize("call", CALLS)
+async def test_overflowing_retry_after_is_retried_with_backoff(
+    api: Any, client: RealtimeKit, call: str
+) -> None:
+    throttled = {"status": 429, "payload": {}, "headers": {"Retry-After": OVERFLOWING_DATE}}
+    if call == "list":
+        api.get(LISTING, **throttled)
+        api.get(LISTING, payload=ok([recording_json()], paging={"total_count": 1}))
+    elif call == "start":
+        api.post(RECORDINGS, **throttled)
+        api.post(RECORDINGS, payload=ok(recording_json()))
+    else:
+        api.get(f"{RECORDINGS}/{REC_ID}", **throttled)
+        api.get(f"{RECORDINGS}/{REC_ID}", payload=ok(recording_json()))
+    await CALLS[call](client)
+    assert len(sent(api)) == 2
+
+
+async def test_export_retries_a_download_with_an_overflowing_retry_after(
+    api: Any, client: RealtimeKit, tmp_path: Path
+) -> None:
+    url = "https://storage.example/files/r1/video?X-Signature=SECRET"
+    doc = recording_json(id=REC_ID, status="UPLOADED", download_url=url, file_size=5)
+    api.get(LISTING, payload=ok([doc], paging={"total_count": 1}))
+    storage = re.compile(r"https://storage\.example/.*")
+    api.get(storage, status=503, body=b"busy", headers={"Retry-After": OVERFLOWING_DATE})
+    api.get(storage, body=b"hello")
+    report = await export_recordings(client, tmp_path)
+    assert [e.recording_id for e in report.exported] == [REC_ID]
+    assert report.failed == ()
+
+
+# -- item 3: settings that end up in a header ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token", ["tok\r\nX-Injected: 1", "tok\nen", "tok\ren", "tok en", "tok\x00", "tök"]
+)
+def test_a_token_that_cannot_be_a_header_is_refused_at_construction(token: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        RealtimeKit(api_token=token, account_id=ACCOUNT)
+    assert info.value.field == "api_token"
+    assert token not in str(info.value)
+
+
+def test_a_token_from_the_environment_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", f"{TOKEN}\r\n")
+    with pytest.raises(ValidationError, match="api_token"):
+        RealtimeKit(account_id=ACCOUNT)
+
+
+# -- item 1: answers too large to hold -----------------------------------------------
+
+MiB = 1 << 20
+ENVELOPE_START = b'{"success": true, "data": "'
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """A one-handler aiohttp.web app on 127.0.0.1 (every path); yields its base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url(""))
+    finally:
+        await server.close()
+
+
+def local_client(base_url: str, **options: Any) -> RealtimeKit:
+    return RealtimeKit(
+        api_token=TOKEN,
+        account_id=ACCOUNT,
+        app_id="app456",
+        base_url=base_url,
+        rate_limit=None,
+        max_retries=RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.002),
+        **options,
+    )
+
+
+async def stream(
+    request: web.Request,
+    chunks: Iterable[bytes],
+    sent: list[int],
+    response: web.StreamResponse | None = None,
+) -> web.StreamResponse:
+    """Send ``chunks`` until the client hangs up, appending the bytes sent to ``sent``."""
+    if response is None:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    sent.append(0)
+    with contextlib.suppress(ConnectionError):
+        for chunk in chunks:
+            await response.write(chunk)
+            sent[-1] += len(chunk)
+    return response
+
+
+def endless(limit: int = 256 * MiB) -> Iterator[bytes]:
+    """A body that looks like an envelope and goes on (up to ``limit``, so the test ends)."""
+    yield ENVELOPE_START
+    for _ in range(limit // (64 * 1024)):
+        yield b"a" * (64 * 1024)
+
+
+async def test_an_endless_chunked_answer_stops_at_the_default_bound() -> None:
+    sent: list[int] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await stream(request, endless(), sent)
+
+    async with serve(handler) as base, local_client(base) as client:
+        with pytest.raises(APIResponseTooLargeError) as info:
+            await client.recordings.get(REC_ID)
+    assert info.value.limit == DEFAULT_MAX_RESPONSE_SIZE == 8 * MiB
+    assert info.value.status == 200
+    assert isinstance(info.value, APIResponseValidationError)
+    # One try, and it stopped reading early (socket buffers hold a few MiB more).
+    assert len(sent) == 1
+    assert sent[0] < 64 * MiB
+
+
+async def test_a_declared_length_past_the_bound_fails_before_reading() -> None:
+    sent: list[int] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = 500_000_000
+        return await stream(request, endless(64 * MiB), sent, response)
+
+    async with serve(handler) as base, local_client(base, max_response_size=MiB) as client:
+        with pytest.raises(APIResponseTooLargeError, match="larger than 1048576 bytes"):
+            await client.recordings.get(REC_ID)
+    assert len(sent) == 1
+    assert sent[0] < 64 * MiB
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_compression_bomb_is_counted_inflated(encoding: str) -> None:
+    inflated = ENVELOPE_START + b"a" * (16 * MiB) + b'"}'
+    bomb = gzip.compress(inflated, 1) if encoding == "gzip" else zlib.compress(inflated, 1)
+    assert len(bomb) < 100_000  # small on the wire, far past the bound inflated
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=bomb, headers={"Content-Type": "application/json", "Content-Encoding": encoding}
+        )
+
+    async with serve(handler) as base, local_client(base, max_response_size=MiB) as client:
+        with pytest.raises(APIResponseTooLargeError) as info:
+            await client.recordings.get(REC_ID)
+    assert info.value.limit == MiB
+
+
+async def test_an_answer_within_a_configured_bound_is_read() -> None:
+    body = orjson.dumps(ok(recording_json(id=REC_ID)))
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=gzip.compress(body), headers={"Content-Encoding": "gzip"})
+
+    async with serve(handler) as base:
+        async with local_client(base, max_response_size=len(body)) as client:
+            assert (await client.recordings.get(REC_ID)).id == REC_ID
+        async with local_client(base, max_response_size=len(body) - 1) as client:
+            with pytest.raises(APIResponseTooLargeError):
+                await client.recordings.get(REC_ID)
+
+
+def test_the_bound_is_validated() -> None:
+    with pytest.raises(ValidationError, match="max_response_size"):
+        RealtimeKit(api_token=TOKEN, account_id=ACCOUNT, max_response_size=0)
+
+
+async def test_the_webhook_key_answer_is_bounded() -> None:
+    sent: list[int] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await stream(request, endless(), sent)
+
+    async with serve(handler) as base, WebhookVerifier(key_url=base + "/key") as verifier:
+        with pytest.raises(APIResponseTooLargeError):
+            await verifier.public_key()
+    assert sent[0] < 64 * MiB

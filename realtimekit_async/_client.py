@@ -278,6 +278,7 @@ class RealtimeKit(AsyncCloseable):
         options = self._options
         path = url.raw_path
         headers = {"Authorization": f"Bearer {options.api_token}", "Accept": "application/json"}
+        secrets = (options.api_token,)  # a server may echo them back in an error body
         if body is not None:
             headers["Content-Type"] = "application/json"
         session = self._transport.session
@@ -344,7 +345,9 @@ class RealtimeKit(AsyncCloseable):
             )
             if status is not None and 200 <= status < 300:
                 try:
-                    return unwrap(status, answer_headers, payload, method=method, path=path)
+                    return unwrap(
+                        status, answer_headers, payload, method=method, path=path, secrets=secrets
+                    )
                 except APIError as exc:
                     exc.possibly_applied = possibly_applied
                     raise
@@ -360,7 +363,9 @@ class RealtimeKit(AsyncCloseable):
             if delay is None:
                 if error is None:
                     assert status is not None
-                    error = status_error(status, answer_headers, payload, method=method, path=path)
+                    error = status_error(
+                        status, answer_headers, payload, method=method, path=path, secrets=secrets
+                    )
                 error.possibly_applied = possibly_applied
                 raise error
             possibly_applied |= possibly_processed(status=status, failure=failure)

@@ -47,7 +47,7 @@ from ._exceptions import (
     WebhookVerificationError,
 )
 from ._models import check_int, check_seconds
-from ._sansio import decode_json, unwrap
+from ._sansio import NOT_JSON, redact, try_decode_json, unwrap
 from ._waiter import RecordingSnapshot, RecordingWaiter
 from ._webhook_models import (
     RECORDING_STATUS_UPDATE,
@@ -187,10 +187,9 @@ def parse_event(
     fields are ignored. Raises :class:`WebhookPayloadError`. Prefer
     :meth:`WebhookVerifier.parse`, which checks the signature first.
     """
-    try:
-        doc = decode_json(body)
-    except ValueError:
-        raise WebhookPayloadError("webhook body is not JSON") from None
+    doc = try_decode_json(body)
+    if doc is NOT_JSON:
+        raise WebhookPayloadError("webhook body is not JSON")
     if not isinstance(doc, dict) or not isinstance(doc.get("event"), str):
         raise WebhookPayloadError("webhook body is not an object with an 'event' string")
     if doc["event"] != RECORDING_STATUS_UPDATE:
@@ -200,8 +199,11 @@ def parse_event(
     try:
         event = converter.structure(doc, RecordingStatusUpdate)
     except Exception as exc:  # cattrs raises many types; all mean "not the documented shape"
-        raise WebhookPayloadError(f"unexpected {RECORDING_STATUS_UPDATE} shape: {exc!r}") from exc
-    return attrs.evolve(event, delivery_id=delivery_id, webhook_id=webhook_id)
+        problem = redact(repr(exc))
+    else:
+        return attrs.evolve(event, delivery_id=delivery_id, webhook_id=webhook_id)
+    # Raised outside the handler, so no chained cause or context carries a presigned URL.
+    raise WebhookPayloadError(f"unexpected {RECORDING_STATUS_UPDATE} shape: {problem}")
 
 
 class Deduplicator:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import logging
 import math
 import re
+import traceback
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from hypothesis import strategies as st
 from realtimekit_async import (
     APIResponseTooLargeError,
     APIResponseValidationError,
+    APIStatusError,
     RealtimeKit,
     RetryPolicy,
     ValidationError,
@@ -32,8 +35,9 @@ from realtimekit_async import (
 from realtimekit_async._config import DEFAULT_MAX_RESPONSE_SIZE
 from realtimekit_async._sansio import retry_delay, server_delay
 from realtimekit_async.export import export_recordings
-from realtimekit_async.webhooks import WebhookVerifier
+from realtimekit_async.webhooks import WebhookPayloadError, WebhookVerifier, parse_event
 
+from ._webhook_support import encode, status_update
 from .conftest import ACCOUNT, RECORDINGS, TOKEN, ok, recording_json, sent
 
 REC_ID = "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
@@ -270,3 +274,82 @@ async def test_the_webhook_key_answer_is_bounded() -> None:
         with pytest.raises(APIResponseTooLargeError):
             await verifier.public_key()
     assert sent[0] < 64 * MiB
+
+
+# -- item 16: secrets in exceptions, chained causes and logs -------------------------
+
+SIGNED_URL = "https://bucket.example/r.mp4?X-Amz-Credential=AKIA&X-Amz-Signature=5ec7e75ig"
+SECRETS = ("5ec7e75ig", "AKIA", TOKEN)
+
+
+def everything_shown(exc: BaseException) -> str:
+    """All a logged traceback or a repr of ``exc`` and its chain could show."""
+    shown = ["".join(traceback.format_exception(exc))]
+    seen: BaseException | None = exc
+    while seen is not None:
+        shown += [repr(seen), str(seen), repr(vars(seen))]
+        seen = seen.__cause__ or seen.__context__
+    return "\n".join(shown)
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text
+
+
+async def test_a_shape_error_chains_no_presigned_signature(api: Any, client: RealtimeKit) -> None:
+    api.get(f"{RECORDINGS}/{REC_ID}", payload=ok(recording_json(file_size=SIGNED_URL)))
+    with pytest.raises(APIResponseValidationError) as info:
+        await client.recordings.get(REC_ID)
+    assert "https://bucket.example/r.mp4?…" in str(info.value)
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+    assert_no_secret(everything_shown(info.value))
+
+
+async def test_a_non_json_answer_chains_no_body(api: Any, client: RealtimeKit) -> None:
+    api.get(f"{RECORDINGS}/{REC_ID}", body=f"<a href='{SIGNED_URL}'>".encode())
+    with pytest.raises(APIResponseValidationError, match="not JSON") as info:
+        await client.recordings.get(REC_ID)
+    assert info.value.__context__ is None
+    assert_no_secret(everything_shown(info.value))
+
+
+@pytest.mark.parametrize(
+    ("status", "shape"),
+    [(400, "realtimekit"), (401, "v4"), (502, "html"), (200, "success-false")],
+)
+async def test_a_server_echoing_request_headers_never_shows_the_token(
+    status: int, shape: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        echo = f"you sent {dict(request.headers)} and token {TOKEN} for {SIGNED_URL}"
+        if shape == "html":
+            return web.Response(status=status, text=f"<pre>{echo}</pre>", content_type="text/html")
+        if shape == "v4":
+            doc: dict[str, Any] = {"success": False, "errors": [{"code": 1, "message": echo}]}
+        else:
+            doc = {"success": False, "error": {"code": 2, "message": echo}}
+        return web.json_response(doc, status=status)
+
+    caplog.set_level(logging.DEBUG, logger="realtimekit_async")
+    async with serve(handler) as base, local_client(base) as client:
+        with pytest.raises(APIStatusError) as info:
+            await client.recordings.get(REC_ID)
+    assert info.value.status == status
+    assert "Bearer [redacted]" in str(info.value)
+    assert_no_secret(everything_shown(info.value))
+    assert_no_secret(info.value.body.decode())
+    assert_no_secret(caplog.text)
+
+
+def test_a_webhook_payload_error_shows_no_signature() -> None:
+    body = encode(status_update("UPLOADED", fileSize=SIGNED_URL, downloadUrl=SIGNED_URL))
+    body = body.replace(
+        b'"event"', b'"startedTime":{"when":"' + SIGNED_URL.encode() + b'"},"event"'
+    )
+    with pytest.raises(WebhookPayloadError) as info:
+        parse_event(body)
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+    assert_no_secret(everything_shown(info.value))

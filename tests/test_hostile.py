@@ -6,8 +6,10 @@ or a small aiohttp.web app on 127.0.0.1, and checks the typed outcome.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
+import hashlib
 import logging
 import math
 import re
@@ -20,7 +22,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -35,9 +37,18 @@ from realtimekit_async import (
 from realtimekit_async._config import DEFAULT_MAX_RESPONSE_SIZE
 from realtimekit_async._sansio import retry_delay, server_delay
 from realtimekit_async.export import export_recordings
-from realtimekit_async.webhooks import WebhookPayloadError, WebhookVerifier, parse_event
+from realtimekit_async.webhooks import (
+    Deduplicator,
+    WebhookEvent,
+    WebhookHandler,
+    WebhookPayloadError,
+    WebhookVerifier,
+    delivery_keys,
+    parse_event,
+    webhook_handler,
+)
 
-from ._webhook_support import encode, status_update
+from ._webhook_support import encode, key_document, public_pem, signed_headers, status_update
 from .conftest import ACCOUNT, RECORDINGS, TOKEN, ok, recording_json, sent
 
 REC_ID = "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
@@ -353,3 +364,176 @@ def test_a_webhook_payload_error_shows_no_signature() -> None:
     assert info.value.__cause__ is None
     assert info.value.__context__ is None
     assert_no_secret(everything_shown(info.value))
+
+
+# -- items 2, 12, 13, 14: webhooks ----------------------------------------------------
+
+WEBHOOK_BODY = encode(status_update("UPLOADED"))
+KEY_PATH = "/.well-known/webhooks.json"
+
+
+@contextlib.asynccontextmanager
+async def webhook_app(
+    handler: WebhookHandler,
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The handler on ``POST /hooks`` of an app on 127.0.0.1, shut down on exit."""
+    app = web.Application()
+    handler.setup(app, "/hooks")
+    async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+        yield http
+
+
+async def deliver(
+    http: TestClient[web.Request, web.Application],
+    body: bytes = WEBHOOK_BODY,
+    delivery_id: str = "d-1",
+    *,
+    which: int = 0,
+) -> int:
+    async with http.post(
+        "/hooks", data=body, headers=signed_headers(body, delivery_id, which=which)
+    ) as r:
+        return r.status
+
+
+class KeyURL:
+    """A hostile key URL: counts fetches; can fail, hang, or serve a new key every time."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.hits = 0
+        self.release = asyncio.Event()
+
+    async def answer(self, _request: web.Request) -> web.StreamResponse:
+        self.hits += 1
+        if self.mode == "hang":
+            await self.release.wait()
+        if self.mode == "overflowing-503":
+            return web.json_response({}, status=503, headers={"Retry-After": OVERFLOWING_DATE})
+        if self.mode == "fail":
+            return web.json_response({"success": False}, status=500)
+        which = 0 if self.mode == "good" else self.hits % 2 + 1  # "rotating": keys 1, 2, 1, ...
+        return web.json_response(key_document(public_pem(which)))
+
+
+@contextlib.asynccontextmanager
+async def key_url(mode: str) -> AsyncIterator[tuple[KeyURL, str]]:
+    keys = KeyURL(mode)
+    try:
+        async with serve(keys.answer) as base:
+            yield keys, base + KEY_PATH
+    finally:
+        keys.release.set()
+
+
+async def test_a_key_url_answering_an_overflowing_retry_after_is_a_503() -> None:
+    async with (
+        key_url("overflowing-503") as (_, url),
+        WebhookVerifier(key_url=url) as verifier,
+        webhook_app(webhook_handler(verifier)) as http,
+    ):
+        assert await deliver(http) == 503
+
+
+async def test_a_replay_with_fresh_uuids_is_dispatched_once() -> None:
+    events: list[WebhookEvent] = []
+    handler = webhook_handler(WebhookVerifier(public_pem()), events.append)
+    async with webhook_app(handler) as http:
+        answers = [await deliver(http, delivery_id=f"replay-{i}") for i in range(50)]
+        other = encode(status_update("UPLOADING"))
+        assert await deliver(http, other, "genuine-2") == 200
+    assert answers == [200] * 50
+    assert [e.delivery_id for e in events] == ["replay-0", "genuine-2"]
+
+
+def test_replays_do_not_push_genuine_keys_out_of_the_deduplicator() -> None:
+    dedup = Deduplicator(max_entries=4)
+    assert dedup.first_time(*delivery_keys("genuine", WEBHOOK_BODY))
+    for i in range(100):
+        assert not dedup.first_time(*delivery_keys(f"replay-{i}", WEBHOOK_BODY))
+    assert len(dedup) == 2
+    # A forged uuid naming a body's key cannot suppress that body.
+    other = b'{"event":"meeting.started"}'
+    forged = "body:" + hashlib.sha256(other).hexdigest()
+    assert dedup.first_time(*delivery_keys(forged, b"{}"))
+    assert dedup.first_time(*delivery_keys("later", other))
+
+
+@pytest.mark.parametrize("mode", ["fail", "rotating"])
+async def test_forgeries_cannot_buy_a_key_fetch_each(mode: str) -> None:
+    async with (
+        key_url(mode) as (keys, url),
+        WebhookVerifier(key_url=url) as verifier,
+        webhook_app(webhook_handler(verifier)) as http,
+    ):
+        # Signed with key 3, which the key URL never serves.
+        answers = [await deliver(http, delivery_id=f"forged-{i}", which=3) for i in range(30)]
+    assert set(answers) == ({503} if mode == "fail" else {401})
+    assert keys.hits == (1 if mode == "fail" else 2)  # the first fetch (+ one refetch)
+    assert verifier.fetch_count == keys.hits
+
+
+async def test_a_hanging_key_url_holds_deliveries_for_one_timeout_not_one_each() -> None:
+    async with (
+        key_url("hang") as (keys, url),
+        WebhookVerifier(key_url=url, timeout=0.5) as verifier,
+        webhook_app(webhook_handler(verifier)) as http,
+        asyncio.timeout(5),  # serialised, 20 deliveries would take 20 timeouts (10 s)
+    ):
+        first = await asyncio.gather(*(deliver(http, delivery_id=f"d{i}") for i in range(20)))
+        # During the cooldown: no fetch, no wait.
+        then = await asyncio.gather(*(deliver(http, delivery_id=f"e{i}") for i in range(20)))
+    assert first == then == [503] * 20
+    assert keys.hits == 1
+
+
+def distinct_body(i: int) -> bytes:
+    return encode(status_update("UPLOADED", recording_id=f"rec-{i}"))
+
+
+async def test_pending_callbacks_are_bounded_with_a_503() -> None:
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def slow(event: WebhookEvent) -> None:
+        started.append(event.delivery_id or "")
+        await release.wait()
+
+    handler = webhook_handler(
+        WebhookVerifier(public_pem()), slow, max_pending=3, respond_within=0, shutdown_timeout=5
+    )
+    async with webhook_app(handler) as http:
+        answers = [await deliver(http, distinct_body(i), f"d{i}") for i in range(5)]
+        assert answers == [202, 202, 202, 503, 503]
+        assert handler.pending == 3
+        release.set()
+        await asyncio.gather(*handler._tasks)
+        # Turned away unread, so the sender's retry is dispatched.
+        assert await deliver(http, distinct_body(3), "d3") in {200, 202}
+    assert started == ["d0", "d1", "d2", "d3"]
+
+
+async def test_close_is_bounded_when_a_callback_swallows_cancellation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = asyncio.Event()
+
+    async def stubborn(_event: WebhookEvent) -> None:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    handler = webhook_handler(
+        WebhookVerifier(public_pem()), stubborn, respond_within=0, shutdown_timeout=0.1
+    )
+    try:
+        async with webhook_app(handler) as http:
+            assert await deliver(http) == 202
+            async with asyncio.timeout(5):  # shutdown_timeout + the 1 s grace, not forever
+                await handler.close()
+        assert handler.pending == 1
+        assert "ignored cancellation" in caplog.text
+    finally:
+        release.set()
+        await asyncio.sleep(0.01)
+    assert handler.pending == 0

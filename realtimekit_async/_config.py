@@ -87,7 +87,9 @@ def to_retry_policy(value: int | RetryPolicy) -> RetryPolicy:
 
 
 def _base_url(value: str | URL) -> URL:
-    url = URL(value)
+    url = URL(
+        _header_safe("base_url", value, ascii_only=False) if isinstance(value, str) else value
+    )
     if url.scheme not in {"http", "https"} or not url.host:
         raise ValidationError("base_url", f"must be an http(s) URL, got {str(value)!r}")
     if url.query_string or url.fragment:
@@ -95,15 +97,20 @@ def _base_url(value: str | URL) -> URL:
     return url
 
 
-def _header_value(field: str, value: str) -> str:
-    """``value`` if it can go into an HTTP header as it is: visible ASCII, no spaces.
+def _header_safe(field: str, value: str, *, ascii_only: bool) -> str:
+    """``value`` if it can go into a request line or header as it is: no whitespace or
+    control characters (and, for a token, nothing but ASCII).
 
-    CR or LF would let the value add headers of its own (aiohttp would refuse it
-    with a raw ``ValueError`` at the first request); the value is never echoed.
+    CR or LF could add headers of their own: aiohttp refuses them with a raw
+    ``ValueError`` at the first request, yarl silently drops them from a URL.
+    The value is never echoed (it may be a credential).
     """
-    if not value.isascii() or not value.isprintable() or " " in value:
+    if (ascii_only and not value.isascii()) or any(
+        c.isspace() or not c.isprintable() for c in value
+    ):
+        kind = "visible ASCII" if ascii_only else "printable text"
         raise ValidationError(
-            field, "must be visible ASCII without spaces, tabs or line breaks (as sent in a header)"
+            field, f"must be {kind} without spaces, tabs or line breaks (it is sent in a header)"
         )
     return value
 
@@ -130,7 +137,7 @@ def resolve_options(
     if app is not None and not app.strip():
         raise ValidationError("app_id", "must be a non-empty string")
     return ClientOptions(
-        api_token=_header_value("api_token", token),
+        api_token=_header_safe("api_token", token, ascii_only=True),
         account_id=account,
         app_id=app,
         base_url=_base_url(base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL),

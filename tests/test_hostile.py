@@ -537,3 +537,13 @@ async def test_close_is_bounded_when_a_callback_swallows_cancellation(
         release.set()
         await asyncio.sleep(0.01)
     assert handler.pending == 0
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://api.example/v4\r\nX-Injected: 1", "https://api.exa\nmple/v4", " https://a.example"],
+)
+def test_a_base_url_with_line_breaks_is_refused_not_silently_changed(base_url: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        RealtimeKit(api_token=TOKEN, account_id=ACCOUNT, base_url=base_url)
+    assert info.value.field == "base_url"

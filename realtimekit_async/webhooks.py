@@ -435,6 +435,7 @@ class WebhookVerifier(AsyncCloseable):
     async def _fetch(self) -> rsa.RSAPublicKey:
         url = self._key_url
         where = {"method": "GET", "path": url.path}
+        shown = redact(str(url))  # a key URL could carry a credential in its query
         self.fetch_count += 1
         try:
             async with self._http().get(
@@ -443,21 +444,21 @@ class WebhookVerifier(AsyncCloseable):
                 body = await read_body(response, self._max_answer, **where)
                 status, headers = response.status, response.headers
         except TimeoutError:
-            raise APITimeoutError(f"GET {url}: timed out", **where) from None
+            raise APITimeoutError(f"GET {shown}: timed out", **where) from None
         except aiohttp.ClientError as exc:
-            raise APIConnectionError(f"GET {url}: {type(exc).__name__}", **where) from None
+            raise APIConnectionError(f"GET {shown}: {type(exc).__name__}", **where) from None
         doc = unwrap(status, headers, body, **where)
         data = doc.get("data")
         pem = data.get("publicKey") if isinstance(data, dict) else None
         if not isinstance(pem, str):
             raise APIResponseValidationError(
-                f"GET {url}: no data.publicKey in the answer", status=status, body=body, **where
+                f"GET {shown}: no data.publicKey in the answer", status=status, body=body, **where
             )
         try:
             return load_public_key(pem)
         except ValidationError as exc:
             raise APIResponseValidationError(
-                f"GET {url}: {exc}", status=status, body=body, **where
+                f"GET {shown}: {exc}", status=status, body=body, **where
             ) from None
 
 

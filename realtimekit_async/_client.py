@@ -310,7 +310,8 @@ class RealtimeKit(AsyncCloseable):
                     # Only a fully read answer counts: a body cut short is a failure.
                     status, answer_headers = response.status, response.headers
             except APIResponseTooLargeError as exc:
-                exc.possibly_applied = possibly_applied
+                # A success too large to read was still carried out (a started recording).
+                exc.possibly_applied = possibly_applied or 200 <= exc.status < 300
                 raise  # reading it again would cost as much: not retried
             except aiohttp.ConnectionTimeoutError:
                 failure = Failure.CONNECT

@@ -108,7 +108,8 @@ class APIResponseTooLargeError(APIResponseValidationError):
     """An answer whose body (counted after gzip/deflate inflation) exceeds ``limit`` bytes.
 
     Raised whatever the status, as soon as the bound is crossed: nothing more is
-    read, and the request is not retried. ``body`` is empty.
+    read, and the request is not retried. ``body`` is empty; ``possibly_applied``
+    is true for a 2xx, which the server did carry out.
     """
 
     def __init__(

@@ -11,21 +11,19 @@ import contextlib
 import logging
 import platform
 import random
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final, Self
 
 import aiohttp
 import attrs
-from aiolimiter import AsyncLimiter
 from yarl import URL
 
 from ._closing import AsyncCloseable
 from ._config import (
     DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_RATE_LIMIT,
     DEFAULT_TIMEOUT,
     ClientOptions,
-    RateLimit,
     resolve_options,
     to_retry_policy,
     to_timeout,
@@ -38,6 +36,14 @@ from ._exceptions import (
     ValidationError,
 )
 from ._models import check_int
+from ._ratelimit import (
+    DEFAULT_RATE_LIMITS,
+    RateBudget,
+    RateLimit,
+    RateLimiter,
+    RateLimits,
+    to_rate_limits,
+)
 from ._recordings import Recordings
 from ._sansio import (
     Failure,
@@ -72,15 +78,13 @@ class _Transport:
     def __init__(
         self,
         session: aiohttp.ClientSession | None,
-        rate_limit: RateLimit | None,
+        rate_limit: RateLimits | None,
         max_concurrency: int,
     ) -> None:
         self._session = session
         self._owns_session = session is None
         self._closed = False
-        self.limiter = (
-            AsyncLimiter(rate_limit.max_requests, rate_limit.period) if rate_limit else None
-        )
+        self.limiter = RateLimiter(rate_limit) if rate_limit is not None else None
         self.slots = asyncio.Semaphore(max_concurrency)
 
     @property
@@ -95,11 +99,37 @@ class _Transport:
             )
         return self._session
 
+    async def pace(self, method: str, path: str, *, possibly_applied: bool) -> int:
+        """Wait for this attempt's turn under the rate limits; return its ticket.
+
+        Raises :class:`RateLimitError` at once while a long 429 block lasts.
+        """
+        if self.limiter is None:
+            return 0
+        now = time.monotonic()
+        block = self.limiter.blocked(now)
+        if block is not None:
+            error = status_error(429, block.headers, block.body, method=method, path=path)
+            error.retry_after = block.until - now
+            error.possibly_applied = possibly_applied
+            raise error
+        turn = self.limiter.reserve(now)
+        if turn.delay > 0:
+            logger.debug(
+                "%s %s: pausing %.3fs for rate limits (%s)", method, path, turn.delay, turn.reason
+            )
+            await asyncio.sleep(turn.delay)
+        return turn.ticket
+
+    def observe(self, ticket: int, status: int, headers: Any, body: bytes, max_wait: float) -> None:
+        """Feed an answer's rate-limit headers (and a 429's wait) to the limiter."""
+        if self.limiter is not None:
+            now = time.monotonic()
+            self.limiter.observe(ticket, status, headers, body, now=now, max_wait=max_wait)
+
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Wait for the rate limiter and a concurrency slot."""
-        if self.limiter is not None:
-            await self.limiter.acquire()
+        """Wait for a concurrency slot."""
         async with self.slots:
             yield
 
@@ -118,8 +148,9 @@ class RealtimeKit(AsyncCloseable):
     Raises :class:`ValidationError` when no token or account id can be found.
 
     A ``session`` passed in is used for every request and left open on close.
-    ``rate_limit=None`` turns the client-side limiter off. ``max_retries`` is a
-    count, or a :class:`RetryPolicy` to also set the backoff.
+    ``rate_limit`` takes :class:`RateLimits` (layers, header pacing), one
+    :class:`RateLimit`, or ``None`` to turn client-side rate limiting off.
+    ``max_retries`` is a count, or a :class:`RetryPolicy` to also set the backoff.
     """
 
     recordings: Recordings
@@ -133,7 +164,7 @@ class RealtimeKit(AsyncCloseable):
         base_url: str | URL | None = None,
         timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         max_retries: int | RetryPolicy = 2,
-        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+        rate_limit: RateLimits | RateLimit | None = DEFAULT_RATE_LIMITS,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
@@ -146,7 +177,8 @@ class RealtimeKit(AsyncCloseable):
             timeout=timeout,
             max_retries=max_retries,
         )
-        self._init(options, _Transport(session, rate_limit, max_concurrency), owner=True)
+        limits = to_rate_limits(rate_limit)
+        self._init(options, _Transport(session, limits, max_concurrency), owner=True)
 
     def _init(self, options: ClientOptions, transport: _Transport, *, owner: bool) -> None:
         self._options = options
@@ -163,6 +195,14 @@ class RealtimeKit(AsyncCloseable):
     def session(self) -> aiohttp.ClientSession:
         """The aiohttp session all requests go through (created on first use)."""
         return self._transport.session
+
+    @property
+    def rate_budget(self) -> RateBudget:
+        """The tightest rate-limit budget known now: the server's, else the client's own."""
+        limiter = self._transport.limiter
+        if limiter is None:
+            return RateBudget(None, None, None, "none")
+        return limiter.budget(time.monotonic())
 
     def with_options(
         self,
@@ -246,6 +286,8 @@ class RealtimeKit(AsyncCloseable):
             failure: Failure | None = None
             error: APIError | None = None
             answer_headers: Any = {}
+            # Rate limits: wait for this attempt's turn, or fail fast during a long block.
+            ticket = await self._transport.pace(method, path, possibly_applied=possibly_applied)
             try:
                 async with (
                     self._transport.slot(),
@@ -262,6 +304,10 @@ class RealtimeKit(AsyncCloseable):
                     payload = await response.read()
                     # Only a fully read answer counts: a body cut short is a failure.
                     status, answer_headers = response.status, response.headers
+                    # Rate limits: the answer's headers update the shared budget.
+                    self._transport.observe(
+                        ticket, status, answer_headers, payload, options.retry.max_server_delay
+                    )
             except aiohttp.ConnectionTimeoutError:
                 failure = Failure.CONNECT
                 error = APITimeoutError(

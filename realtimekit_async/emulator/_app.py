@@ -93,6 +93,11 @@ def fault_response(kind: str, site: str, retry_after: float) -> web.Response:
 RATE_LIMIT_HEADER_STYLES: Final = ("ietf", "legacy", "none")
 
 
+def _whole_seconds(seconds: float) -> int:
+    """Seconds rounded up, as the headers carry them (float noise is not a second)."""
+    return max(0, math.ceil(round(seconds, 6)))
+
+
 def rate_limit_headers(decision: Decision, style: str, now: datetime) -> dict[str, str]:
     """The rate-limit headers Cloudflare sends with an answer, in ``style``.
 
@@ -105,10 +110,10 @@ def rate_limit_headers(decision: Decision, style: str, now: datetime) -> dict[st
     headers: dict[str, str] = {}
     if style == "ietf" and decision.states:
         headers["Ratelimit"] = ", ".join(
-            f'"{s.rule.name}";r={s.remaining};t={math.ceil(s.reset)}' for s in decision.states
+            f'"{s.rule.name}";r={s.remaining};t={_whole_seconds(s.reset)}' for s in decision.states
         )
         headers["Ratelimit-Policy"] = ", ".join(
-            f'"{s.rule.name}";q={s.rule.limit};w={math.ceil(s.rule.window)}'
+            f'"{s.rule.name}";q={s.rule.limit};w={_whole_seconds(s.rule.window)}'
             for s in decision.states
         )
     elif style == "legacy" and decision.states:

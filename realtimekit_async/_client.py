@@ -85,6 +85,7 @@ class _Transport:
         self._owns_session = session is None
         self._closed = False
         self.limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+        self._gate = asyncio.Lock()
         self.slots = asyncio.Semaphore(max_concurrency)
 
     @property
@@ -106,6 +107,28 @@ class _Transport:
         """
         if self.limiter is None:
             return 0
+        self._fail_fast(method, path, possibly_applied)
+        # One request at a time waits at the gate and asks again after each sleep,
+        # so a pause always reflects the answers that came in during the one before.
+        waited, reason = 0.0, ""
+        async with self._gate:
+            while True:
+                self._fail_fast(method, path, possibly_applied)
+                now = time.monotonic()
+                delay, why = self.limiter.delay(now)
+                if delay <= 0:
+                    break
+                reason = why
+                await asyncio.sleep(delay)
+                waited += delay
+            ticket = self.limiter.record(now)
+        if waited:
+            logger.debug("%s %s: paused %.3fs for rate limits (%s)", method, path, waited, reason)
+        return ticket
+
+    def _fail_fast(self, method: str, path: str, possibly_applied: bool) -> None:
+        """Raise the block's :class:`RateLimitError` if a long 429 block is in force."""
+        assert self.limiter is not None
         now = time.monotonic()
         block = self.limiter.blocked(now)
         if block is not None:
@@ -113,13 +136,6 @@ class _Transport:
             error.retry_after = block.until - now
             error.possibly_applied = possibly_applied
             raise error
-        turn = self.limiter.reserve(now)
-        if turn.delay > 0:
-            logger.debug(
-                "%s %s: pausing %.3fs for rate limits (%s)", method, path, turn.delay, turn.reason
-            )
-            await asyncio.sleep(turn.delay)
-        return turn.ticket
 
     def observe(self, ticket: int, status: int, headers: Any, body: bytes, max_wait: float) -> None:
         """Feed an answer's rate-limit headers (and a 429's wait) to the limiter."""

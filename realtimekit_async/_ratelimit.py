@@ -1,10 +1,11 @@
 """Rate limits, sans I/O: the configured layers, the server's headers, and pacing.
 
 Pure code, no sockets and no event loop; every time is a number the caller
-passes in (the client uses ``loop.time()``). The client calls
-:meth:`RateLimiter.reserve` before each attempt (and sleeps for what it says),
-:meth:`RateLimiter.observe` with each answer, and :meth:`RateLimiter.blocked`
-to fail fast during a long block.
+passes in (the client uses ``loop.time()``). Before each attempt
+the client asks :meth:`RateLimiter.delay` (sleeping and asking again until it
+is zero, one request at a time) and then calls :meth:`RateLimiter.record`; it
+feeds each answer to :meth:`RateLimiter.observe`, and fails fast while
+:meth:`RateLimiter.blocked` says so.
 
 Two sources of limits combine:
 
@@ -44,7 +45,6 @@ __all__ = [
     "RateLimit",
     "RateLimiter",
     "RateLimits",
-    "Reservation",
     "parse_rate_headers",
     "to_rate_limits",
 ]
@@ -236,7 +236,7 @@ PACE_BELOW: Final = 0.5
 #: Without a stated quota, pacing starts at this many remaining requests.
 PACE_BELOW_UNKNOWN: Final = 20
 #: Left unspent per window once other processes are seen spending the same quota.
-SHARED_MARGIN: Final = 0.02
+SHARED_MARGIN: Final = 0.03
 #: How long a window is taken to last when an answer gives a remaining count only.
 UNKNOWN_RESET: Final = 60.0
 
@@ -253,15 +253,6 @@ class RateBudget:
     reset: float | None
     source: str
     blocked: bool = False
-
-
-@attrs.frozen
-class Reservation:
-    """A request's turn: its sequence number, the wait before it and why."""
-
-    ticket: int
-    delay: float
-    reason: str
 
 
 @attrs.frozen
@@ -318,13 +309,14 @@ class _Track:
         return True
 
     def ready(self, at: float, previous: float) -> float:
-        """The earliest time at or after ``at`` the next request may go by this quota."""
+        """The earliest time at or after ``at`` the next request may go by this quota,
+        the one before having gone at ``previous``."""
         margin = max(1, math.ceil(SHARED_MARGIN * (self.limit or 0))) if self.shared else 0
         spare = self.remaining - margin
         if spare < 1:
             return max(at, self.reset_at)
         pace_below = PACE_BELOW * self.limit if self.limit else PACE_BELOW_UNKNOWN
-        if self.remaining > pace_below:
+        if self.remaining > pace_below and not self.shared:
             return at
         # Spread what is left evenly over the time left; several processes doing the
         # same drain the quota as (time left)^n, reaching zero only at the reset.
@@ -342,18 +334,17 @@ class RateLimiter:
         self._layers = [_Layer(limit) for limit in limits.layers]
         self._tracks: dict[str, _Track] = {}
         self._tickets = 0
-        self._last = -math.inf  # the latest reserved send time
+        self._last = -math.inf  # when the latest request was sent
         self._pause_until = -math.inf  # a short 429's Retry-After
         self._block: Block | None = None
 
-    def reserve(self, now: float) -> Reservation:
-        """Take the next turn: when this request may be sent (as a delay from ``now``) and why.
+    def delay(self, now: float) -> tuple[float, str]:
+        """How long the next request must wait from ``now``, and why (``""``: no wait).
 
-        Turns are handed out in order, each at or after the one before, so
-        concurrent callers need no lock: each sleeps for its own delay.
+        Only the state at ``now`` counts: a caller that waited asks again, with
+        whatever answers came in meanwhile, and sends after :meth:`record`.
         """
-        previous = self._last if self._last > -math.inf else now
-        at, reason = max(now, self._last), ""
+        at, reason = now, ""
         if self._pause_until > at:
             at, reason = self._pause_until, "Retry-After of an earlier 429"
         for layer in self._layers:
@@ -363,20 +354,27 @@ class RateLimiter:
                 reason = f"client limit {layer.limit.max_requests}/{layer.limit.period:g}s"
         if self.limits.adaptive:
             for name, track in list(self._tracks.items()):
-                if track.roll(at):
-                    ready = track.ready(at, previous)
-                    if ready > at:
-                        at = ready
-                        reason = f"server quota {name!r}: {max(0.0, track.remaining):.0f} left"
-                if track.roll(at):
-                    track.remaining -= 1
-                else:
+                if not track.roll(now):
                     del self._tracks[name]
+                    continue
+                ready = track.ready(at, self._last if self._last > -math.inf else now)
+                if ready > at:
+                    at = ready
+                    reason = f"server quota {name!r}: {max(0.0, track.remaining):.0f} left"
+        return at - now, reason
+
+    def record(self, now: float) -> int:
+        """Count a request sent at ``now``; return its ticket for :meth:`observe`."""
         for layer in self._layers:
-            layer.sends.append(at)
-        self._last = at
+            layer.sends.append(now)
+        for name, track in list(self._tracks.items()):
+            if track.roll(now):
+                track.remaining -= 1
+            else:
+                del self._tracks[name]
+        self._last = now
         self._tickets += 1
-        return Reservation(self._tickets, at - now, reason)
+        return self._tickets
 
     def observe(
         self,

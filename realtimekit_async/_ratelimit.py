@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 from http_sfv.item import Item
@@ -35,6 +35,8 @@ from http_sfv.list import List
 from ._exceptions import ValidationError
 from ._models import check_int
 from ._sansio import server_delay
+
+T = TypeVar("T")
 
 __all__ = [
     "DEFAULT_RATE_LIMITS",
@@ -160,6 +162,24 @@ def _seconds(value: object) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
+def _positive_count(value: object) -> int | None:
+    return _count(value) or None
+
+
+def _positive_seconds(value: object) -> float | None:
+    return _seconds(value) or None
+
+
+def _param(params: Mapping[str, object], key: str, check: Callable[[object], T | None]) -> T | None:
+    """``params[key]`` through ``check``; None when absent, ValueError when malformed."""
+    if key not in params:
+        return None
+    value = check(params[key])
+    if value is None:
+        raise ValueError(key)
+    return value
+
+
 def _structured(raw: str | None) -> dict[str, dict[str, Any]]:
     """Items of a structured List header as ``{name: params}``; malformed: empty."""
     if raw is None:
@@ -209,13 +229,16 @@ def parse_rate_headers(
     quotas = []
     for name in [*current, *(n for n in policies if n not in current)]:
         state, policy = current.get(name, {}), policies.get(name, {})
-        quota = Quota(
-            name,
-            remaining=_count(state.get("r")),
-            reset=_seconds(state.get("t")) if "t" in state else None,
-            limit=_count(policy.get("q")) or None,
-            window=(_seconds(policy.get("w")) or None) if "w" in policy else None,
-        )
+        try:
+            quota = Quota(
+                name,
+                remaining=_param(state, "r", _count),
+                reset=_param(state, "t", _seconds),
+                limit=_param(policy, "q", _positive_count),
+                window=_param(policy, "w", _positive_seconds),
+            )
+        except ValueError:  # one bad part spoils the item
+            continue
         if quota != Quota(name):
             quotas.append(quota)
     legacy = Quota(

@@ -260,6 +260,10 @@ PACE_BELOW: Final = 0.5
 PACE_BELOW_UNKNOWN: Final = 20
 #: Left unspent per window once other processes are seen spending the same quota.
 SHARED_MARGIN: Final = 0.03
+#: Fewer missing requests than this may be this process's own, counted out of order.
+SHARED_EVIDENCE: Final = 2.5
+#: Requests remembered as in flight (more have failed without an answer).
+IN_FLIGHT_KEPT: Final = 256
 #: How long a window is taken to last when an answer gives a remaining count only.
 UNKNOWN_RESET: Final = 60.0
 
@@ -317,12 +321,15 @@ class _Track:
     shared: bool = False  # another process was seen spending it
     observed: bool = True  # reset_at came from an answer in this window, not a guess
 
-    def roll(self, at: float) -> bool:
-        """Move past windows that have reset by ``at``; False when nothing is known any more."""
+    def roll(self, at: float, sent: int) -> bool:
+        """Move past windows that have reset by ``at``, ``sent`` requests having gone
+        before; False when nothing is known any more."""
         if at < self.reset_at:
             return True
         if self.limit is None or self.window is None:
             return False
+        # Answers to the requests sent so far tell of the window that ended: ignored.
+        self.ticket = sent
         # The next window starts at the earliest here, so its reset is a guess until
         # an answer from it comes.
         periods = math.floor((at - self.reset_at) / self.window) + 1
@@ -357,6 +364,7 @@ class RateLimiter:
         self._layers = [_Layer(limit) for limit in limits.layers]
         self._tracks: dict[str, _Track] = {}
         self._tickets = 0
+        self._in_flight: dict[int, float] = {}  # ticket -> when sent, until answered
         self._last = -math.inf  # when the latest request was sent
         self._pause_until = -math.inf  # a short 429's Retry-After
         self._block: Block | None = None
@@ -377,7 +385,7 @@ class RateLimiter:
                 reason = f"client limit {layer.limit.max_requests}/{layer.limit.period:g}s"
         if self.limits.adaptive:
             for name, track in list(self._tracks.items()):
-                if not track.roll(now):
+                if not track.roll(now, self._tickets):
                     del self._tracks[name]
                     continue
                 ready = track.ready(at, self._last if self._last > -math.inf else now)
@@ -391,12 +399,16 @@ class RateLimiter:
         for layer in self._layers:
             layer.sends.append(now)
         for name, track in list(self._tracks.items()):
-            if track.roll(now):
+            if track.roll(now, self._tickets):
                 track.remaining -= 1
             else:
                 del self._tracks[name]
         self._last = now
         self._tickets += 1
+        self._in_flight[self._tickets] = now
+        if len(self._in_flight) > IN_FLIGHT_KEPT:  # requests that failed without an answer
+            for ticket in sorted(self._in_flight)[: len(self._in_flight) - IN_FLIGHT_KEPT]:
+                del self._in_flight[ticket]
         return self._tickets
 
     def observe(
@@ -424,27 +436,32 @@ class RateLimiter:
                 self._pause_until = max(self._pause_until, now + wait)
         if not self.limits.adaptive:
             return
-        later = self._tickets - ticket  # turns taken after this request: maybe not counted
+        self._in_flight.pop(ticket, None)
+        # The server may not have counted any request still in flight (requests on
+        # different connections arrive in any order), so none of them is left out.
+        others = len(self._in_flight)
         for quota in parse_rate_headers(headers, now=wall):
             if quota.remaining is None:
                 continue
             track = self._tracks.get(quota.name)
+            if track is not None and not track.roll(now, self._tickets):
+                track = None
             if track is not None and ticket <= track.ticket:
-                continue  # an answer overtaken by a newer one
+                continue  # overtaken by a newer answer, or from a window that ended
             reset_at = now + (
                 quota.reset if quota.reset is not None else quota.window or UNKNOWN_RESET
             )
             shared = False
-            if track is not None and track.roll(now):
+            if track is not None:
                 # Alone, the server can only have counted fewer requests than this
                 # process sent, so less left than believed means others spend it too.
-                shared = track.shared or quota.remaining < track.remaining - 0.5
+                shared = track.shared or quota.remaining < track.remaining - SHARED_EVIDENCE
                 # Reset times come in whole seconds, rounded up: within one window the
                 # earliest of them is the closest to the truth.
                 if track.observed and abs(reset_at - track.reset_at) < 1.5:
                     reset_at = min(reset_at, track.reset_at)
             self._tracks[quota.name] = _Track(
-                remaining=float(quota.remaining - later),
+                remaining=float(quota.remaining - others),
                 reset_at=reset_at,
                 limit=quota.limit,
                 window=quota.window,

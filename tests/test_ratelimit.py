@@ -220,6 +220,20 @@ def test_an_overtaken_answer_does_not_undo_a_newer_one() -> None:
     assert limiter.delay(0.2)[0] == pytest.approx(4.9)
 
 
+def test_a_late_answer_from_the_window_that_ended_is_ignored() -> None:
+    limiter = RateLimiter(RateLimits(()))
+    answer(limiter, limiter.record(0.0), 0.0, '"default";r=1;t=1')
+    late = limiter.record(0.5)  # the last request of the window, answered after its reset
+    assert limiter.delay(1.0) == (0.0, "")  # the new window: 100 again
+    fresh = limiter.record(1.0)
+    answer(limiter, late, 1.01, '"default";r=0;t=1')
+    budget = limiter.budget(1.01)
+    assert (budget.remaining, budget.limit) == (99, 100)  # not 0 for a second
+    answer(limiter, fresh, 1.02, '"default";r=99;t=10')
+    assert limiter.budget(1.02).remaining == 99
+    assert limiter.delay(1.02) == (0.0, "")  # nor mistaken for another process
+
+
 def test_reset_times_in_whole_seconds_are_refined() -> None:
     limiter = RateLimiter(RateLimits(()))
     answer(limiter, limiter.record(0.0), 0.0, '"default";r=0;t=5')  # true reset in (4, 5]

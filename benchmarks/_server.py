@@ -2,7 +2,8 @@
 
 Prints one JSON line (URLs, credentials, ids of the downloadable files it made)
 once it is ready, then serves until SIGTERM/SIGINT or until its stdin closes
-(so it never outlives the harness that started it).
+(so it never outlives the harness that started it), and prints a last JSON
+line with the rate-limit windows it kept (``--rate-limit``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from realtimekit_async.emulator import Emulator
+from realtimekit_async.emulator import Emulator, RateLimitRule
 
 
 async def _make_files(emu: Emulator, count: int, size: int, seed: int) -> list[str]:
@@ -55,6 +56,9 @@ async def _serve(args: argparse.Namespace) -> None:
         "latency": args.latency,
         "max_per_page": 100,
     }
+    if args.rate_limit:
+        quota, window = args.rate_limit.split("/")
+        options["rate_limit"] = RateLimitRule(int(quota), float(window))
     async with Emulator(**options) as emu:
         file_ids = await _make_files(emu, args.files, args.file_size, args.seed)
         info = {
@@ -81,6 +85,11 @@ async def _serve(args: argparse.Namespace) -> None:
         if stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):
             loop.add_reader(sys.stdin.fileno(), on_stdin)
         await stop.wait()
+        # What the rate limit saw, for the harness: every window's start, served, refused.
+        windows = emu.rate_limit_windows().get("default", [])
+        after = {"windows": [[w.start, w.served, w.refused] for w in windows]}
+        sys.stdout.write(json.dumps(after) + "\n")
+        sys.stdout.flush()
 
 
 def main() -> None:
@@ -90,6 +99,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=0, help="fresh downloadable recordings")
     parser.add_argument("--file-size", type=int, default=1, help="bytes per file")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rate-limit", default="", help="Q/W: Q requests per W s per token")
     asyncio.run(_serve(parser.parse_args()))
 
 

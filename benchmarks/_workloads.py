@@ -157,13 +157,18 @@ async def list_official(spec: Spec) -> int:
 
 
 def _sdk_client(spec: Spec) -> Any:
-    from realtimekit_async import RealtimeKit
+    """The SDK with its default settings (rate limits included); ``max_retries`` if given."""
+    from realtimekit_async import RealtimeKit, RetryPolicy
 
+    options: dict[str, Any] = {}
+    if "max_retries" in spec:
+        options["max_retries"] = RetryPolicy(max_retries=spec["max_retries"])
     return RealtimeKit(
         api_token=spec["token"],
         account_id=spec["account_id"],
         app_id=spec["app_id"],
         base_url=spec["base_url"],
+        **options,
     )
 
 

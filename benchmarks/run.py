@@ -67,6 +67,12 @@ class Sizes:
     big_file_size: int
     waiter_tracked: int
     waiter_events: int
+    #: The rate-limit workloads: a budget of quota per window seconds, advertised in
+    #: headers; pages one process walks, and pages each of four processes walks.
+    rl_quota: int = 100
+    rl_window: float = 5.0
+    rl_pages_one: int = 350
+    rl_pages_each: int = 90
 
 
 FULL = Sizes(
@@ -98,6 +104,10 @@ QUICK = Sizes(
     big_file_size=4 * MiB,
     waiter_tracked=200,
     waiter_events=200,
+    rl_quota=20,
+    rl_window=1.0,
+    rl_pages_one=50,
+    rl_pages_each=15,
 )
 
 
@@ -128,9 +138,18 @@ def _env() -> dict[str, str]:
 
 @contextlib.contextmanager
 def emulator(
-    *, recordings: int = 0, latency: float = 0.0, files: int = 0, file_size: int = 1
+    *,
+    recordings: int = 0,
+    latency: float = 0.0,
+    files: int = 0,
+    file_size: int = 1,
+    rate_limit: str = "",
 ) -> Iterator[dict[str, Any]]:
-    """Run one emulator process; yield what it announced; stop it afterwards."""
+    """Run one emulator process; yield what it announced; stop it afterwards.
+
+    What it prints on the way out (its rate-limit windows) lands in the yielded
+    dict's ``"after"`` once the block has ended.
+    """
     argv = [
         sys.executable,
         "-m",
@@ -139,6 +158,7 @@ def emulator(
         f"--latency={latency}",
         f"--files={files}",
         f"--file-size={file_size}",
+        f"--rate-limit={rate_limit}",
     ]
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -153,12 +173,14 @@ def emulator(
         info: dict[str, Any] = json.loads(line)
         yield info
     finally:
-        proc.stdin.close()  # the server exits on EOF
         try:
-            proc.wait(timeout=15)
+            rest = proc.communicate(timeout=15)[0]  # closes its stdin: the server exits on EOF
         except subprocess.TimeoutExpired:
             proc.terminate()
             proc.wait(timeout=15)
+            rest = ""
+    lines = rest.strip().splitlines()
+    info["after"] = json.loads(lines[-1]) if lines else {}
 
 
 def measure(spec: dict[str, Any]) -> Run:
@@ -179,6 +201,29 @@ def measure(spec: dict[str, Any]) -> Run:
         )
     result: Run = json.loads(lines[-1])
     return result
+
+
+def measure_together(specs: Sequence[dict[str, Any]]) -> list[Run]:
+    """Run several measurements at once, each in its own process; their results."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks._workloads", json.dumps(spec)],
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for spec in specs
+    ]
+    results = []
+    for spec, proc in zip(specs, procs, strict=True):
+        out, err = proc.communicate(timeout=1800)
+        lines = out.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"{spec['workload']} failed ({proc.returncode}): {err[-3000:]}")
+        results.append(json.loads(lines[-1]))
+    return results
 
 
 def run_clients(
@@ -391,6 +436,73 @@ def export_workload(
     return workload
 
 
+RL_PER_PAGE = 10
+
+
+def ratelimit_workload(sizes: Sizes, processes: int, pages: int, key: str) -> Workload:
+    """``processes`` SDK clients on one token walk every recording through a budget of
+    ``rl_quota`` per ``rl_window`` seconds that only the headers tell them about.
+
+    The rate is the emulator's own count: requests served in every window but the
+    last, over the time from the first window's start to the last one's, so unused
+    quota and idle gaps between windows both count against it.
+    """
+    quota, window = sizes.rl_quota, sizes.rl_window
+    title = (
+        f"Rate limits: {processes} process(es) walking the list through "
+        f"{quota} requests per {window:g} s"
+    )
+    client = "sdk" if processes == 1 else f"sdk_x{processes}"
+    label = f"{_SDK}, default settings, {processes} process(es) on one token"
+    workload = Workload(key, title, [client], labels={client: label})
+    recordings = pages * RL_PER_PAGE
+    with emulator(recordings=recordings, rate_limit=f"{quota}/{window}") as info:
+        spec = {
+            **info,
+            "workload": "list",
+            "client": "sdk",
+            "per_page": RL_PER_PAGE,
+            "expected": recordings,  # every process lists every recording
+            "max_retries": 8,
+        }
+        runs = measure_together([spec] * processes)
+    windows = info["after"]["windows"]
+    served = sum(w[1] for w in windows)
+    refused = sum(w[2] for w in windows)
+    span = windows[-1][0] - windows[0][0] if len(windows) > 1 else math.nan
+    rate = sum(w[1] for w in windows[:-1]) / span
+    workload.params = {
+        "quota": quota,
+        "window_s": window,
+        "processes": processes,
+        "recordings": recordings,
+        "per_page": RL_PER_PAGE,
+        "windows_start_served_refused": [[round(w[0], 3), w[1], w[2]] for w in windows],
+    }
+    workload.runs[client] = [
+        {
+            "wall": max(r["wall"] for r in runs),
+            "cpu": sum(r["cpu"] for r in runs),
+            "rss_peak": max(r["rss_peak"] for r in runs),
+            "count": min(r["count"] for r in runs),
+            "processes": processes,
+            "windows": len(windows),
+            "requests": served + refused,
+            "refused": refused,
+            "refused_pct": 100 * refused / (served + refused),
+            "rate": rate,
+            "ratio": rate / (quota / window),
+        }
+    ]
+    run = workload.runs[client][0]
+    print(
+        f"  {key:<13} {client:<17} {run['requests']} requests, {refused} answered 429,"
+        f" {run['rate']:.2f} req/s = {run['ratio']:.3f} of the budget",
+        flush=True,
+    )
+    return workload
+
+
 # -- summaries ------------------------------------------------------------------------------
 
 
@@ -540,6 +652,30 @@ def evaluate(workloads: dict[str, Workload], summary: Summary = medians) -> list
         targets.append(
             Target("Export one big file, peak RSS (MiB)", rss, "< 100", rss < 100, "sdk")
         )
+    if "ratelimit_one" in workloads:
+        one = med("ratelimit_one", "sdk")
+        r = one["ratio"]
+        targets.append(
+            Target("Rate limit, 1 process: rate vs budget", r, ">= 0.95", r >= 0.95, "rate / (Q/W)")
+        )
+        r = one["refused"]
+        targets.append(Target("Rate limit, 1 process: 429 answers", r, "<= 0", r <= 0, "count"))
+    if "ratelimit_four" in workloads:
+        four = med("ratelimit_four", "sdk_x4")
+        r = four["ratio"]
+        targets.append(
+            Target(
+                "Rate limit, 4 processes: aggregate rate vs budget",
+                r,
+                ">= 0.85",
+                r >= 0.85,
+                "rate / (Q/W)",
+            )
+        )
+        r = four["refused_pct"]
+        targets.append(
+            Target("Rate limit, 4 processes: % answered 429", r, "<= 1", r <= 1, "percent")
+        )
     if "scale" in workloads:
         small, large = med("scale", "sdk_small"), med("scale", "sdk_large")
         n_small = workloads["scale"].params["small"]
@@ -614,6 +750,16 @@ def _row_cells(workload: Workload, client: str, m: dict[str, float]) -> list[str
             *(f"{_ratio(m[f'{op}_us'], floor[f'{op}_us']):.2f}" for op in ("get", "start", "stop")),
             f"{m['cpu_per_iteration_us']:.0f}",
         ]
+    if key.startswith("ratelimit"):
+        return [
+            label,
+            f"{m['windows']:.0f}",
+            f"{m['requests']:.0f}",
+            f"{m['refused']:.0f}",
+            f"{m['rate']:.2f}",
+            f"{m['ratio']:.3f}",
+            f"{m['wall']:.1f}",
+        ]
     if key.startswith("export"):
         return [
             label,
@@ -657,6 +803,15 @@ HEADERS = {
         "CPU us / 3 calls",
     ],
     "export": ["client", "wall s", "MiB/s", "CPU s", "peak RSS MiB", "MiB/s / raw"],
+    "ratelimit": [
+        "clients",
+        "windows",
+        "requests",
+        "429 answers",
+        "req/s over complete windows",
+        "÷ budget Q/W",
+        "wall s",
+    ],
     "scale": [
         "client @ recordings",
         "CPU s",
@@ -759,8 +914,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        default="list,latency,decode,waiter,percall,scale,export",
-        help="comma-separated subset of: list,latency,decode,waiter,percall,scale,export",
+        default="list,latency,decode,waiter,percall,scale,export,ratelimit",
+        help="comma-separated subset of: list,latency,decode,waiter,percall,scale,export,ratelimit",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.{md,json} go")
     args = parser.parse_args(argv)
@@ -821,6 +976,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             sizes.big_file_size,
             "export_big",
             f"Export: one file of {sizes.big_file_size / MiB:g} MiB",
+        )
+    if "ratelimit" in only:
+        print("rate limits", flush=True)
+        workloads["ratelimit_one"] = ratelimit_workload(
+            sizes, 1, sizes.rl_pages_one, "ratelimit_one"
+        )
+        workloads["ratelimit_four"] = ratelimit_workload(
+            sizes, 4, sizes.rl_pages_each, "ratelimit_four"
         )
     targets = evaluate(workloads)
     for target, from_best in zip(targets, evaluate(workloads, best), strict=True):

@@ -6,7 +6,7 @@ async with RealtimeKit(app_id="...") as client:
 """
 
 from ._client import RealtimeKit
-from ._config import DEFAULT_RATE_LIMIT, ClientOptions, RateLimit
+from ._config import ClientOptions
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -68,6 +68,7 @@ from ._models import (
     WatermarkSize,
 )
 from ._pagination import RecordingPaginator
+from ._ratelimit import DEFAULT_RATE_LIMITS, GLOBAL_RATE_LIMITS, RateBudget, RateLimit, RateLimits
 from ._recordings import Recordings
 from ._sansio import RetryPolicy
 from ._version import __version__
@@ -89,8 +90,9 @@ __all__ = [
     "CallerType",
     "ClientOptions",
     "ConflictError",
-    "DEFAULT_RATE_LIMIT",
+    "DEFAULT_RATE_LIMITS",
     "DownloadError",
+    "GLOBAL_RATE_LIMITS",
     "InteractiveConfig",
     "InteractiveConfigType",
     "InternalServerError",
@@ -100,8 +102,10 @@ __all__ = [
     "NotFoundError",
     "Paging",
     "PermissionDeniedError",
+    "RateBudget",
     "RateLimit",
     "RateLimitError",
+    "RateLimits",
     "RealtimeKit",
     "RealtimeKitBucketConfig",
     "RealtimeKitError",

@@ -11,23 +11,21 @@ import contextlib
 import logging
 import platform
 import random
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final, Self
 
 import aiohttp
 import attrs
 from aiohttp import hdrs
-from aiolimiter import AsyncLimiter
 from yarl import URL
 
 from ._closing import AsyncCloseable
 from ._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RESPONSE_SIZE,
-    DEFAULT_RATE_LIMIT,
     DEFAULT_TIMEOUT,
     ClientOptions,
-    RateLimit,
     resolve_options,
     to_retry_policy,
     to_timeout,
@@ -41,6 +39,14 @@ from ._exceptions import (
     ValidationError,
 )
 from ._models import check_int
+from ._ratelimit import (
+    DEFAULT_RATE_LIMITS,
+    RateBudget,
+    RateLimit,
+    RateLimiter,
+    RateLimits,
+    to_rate_limits,
+)
 from ._recordings import Recordings
 from ._sansio import (
     Failure,
@@ -111,15 +117,14 @@ class _Transport:
     def __init__(
         self,
         session: aiohttp.ClientSession | None,
-        rate_limit: RateLimit | None,
+        rate_limit: RateLimits | None,
         max_concurrency: int,
     ) -> None:
         self._session = session
         self._owns_session = session is None
         self._closed = False
-        self.limiter = (
-            AsyncLimiter(rate_limit.max_requests, rate_limit.period) if rate_limit else None
-        )
+        self.limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+        self._gate = asyncio.Lock()
         self.slots = asyncio.Semaphore(max_concurrency)
 
     @property
@@ -134,11 +139,52 @@ class _Transport:
             )
         return self._session
 
+    async def pace(self, method: str, path: str, *, possibly_applied: bool) -> int:
+        """Wait for this attempt's turn under the rate limits; return its ticket.
+
+        Raises :class:`RateLimitError` at once while a long 429 block lasts.
+        """
+        if self.limiter is None:
+            return 0
+        self._fail_fast(method, path, possibly_applied)
+        # One request at a time waits at the gate and asks again after each sleep,
+        # so a pause always reflects the answers that came in during the one before.
+        waited, reason = 0.0, ""
+        async with self._gate:
+            while True:
+                self._fail_fast(method, path, possibly_applied)
+                now = time.monotonic()
+                delay, why = self.limiter.delay(now)
+                if delay <= 0:
+                    break
+                reason = why
+                await asyncio.sleep(delay)
+                waited += delay
+            ticket = self.limiter.record(now)
+        if waited:
+            logger.debug("%s %s: paused %.3fs for rate limits (%s)", method, path, waited, reason)
+        return ticket
+
+    def _fail_fast(self, method: str, path: str, possibly_applied: bool) -> None:
+        """Raise the block's :class:`RateLimitError` if a long 429 block is in force."""
+        assert self.limiter is not None
+        now = time.monotonic()
+        block = self.limiter.blocked(now)
+        if block is not None:
+            error = status_error(429, block.headers, block.body, method=method, path=path)
+            error.retry_after = block.until - now
+            error.possibly_applied = possibly_applied
+            raise error
+
+    def observe(self, ticket: int, status: int, headers: Any, body: bytes, max_wait: float) -> None:
+        """Feed an answer's rate-limit headers (and a 429's wait) to the limiter."""
+        if self.limiter is not None:
+            now = time.monotonic()
+            self.limiter.observe(ticket, status, headers, body, now=now, max_wait=max_wait)
+
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Wait for the rate limiter and a concurrency slot."""
-        if self.limiter is not None:
-            await self.limiter.acquire()
+        """Wait for a concurrency slot."""
         async with self.slots:
             yield
 
@@ -157,8 +203,9 @@ class RealtimeKit(AsyncCloseable):
     Raises :class:`ValidationError` when no token or account id can be found.
 
     A ``session`` passed in is used for every request and left open on close.
-    ``rate_limit=None`` turns the client-side limiter off. ``max_retries`` is a
-    count, or a :class:`RetryPolicy` to also set the backoff. An answer whose
+    ``rate_limit`` takes :class:`RateLimits` (layers, header pacing), one
+    :class:`RateLimit`, or ``None`` to turn client-side rate limiting off.
+    ``max_retries`` is a count, or a :class:`RetryPolicy` to also set the backoff. An answer whose
     body (inflated) exceeds ``max_response_size`` bytes (default 8 MiB) raises
     :class:`APIResponseTooLargeError`.
     """
@@ -174,7 +221,7 @@ class RealtimeKit(AsyncCloseable):
         base_url: str | URL | None = None,
         timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         max_retries: int | RetryPolicy = 2,
-        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+        rate_limit: RateLimits | RateLimit | None = DEFAULT_RATE_LIMITS,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         session: aiohttp.ClientSession | None = None,
@@ -189,7 +236,8 @@ class RealtimeKit(AsyncCloseable):
             max_retries=max_retries,
             max_response_size=max_response_size,
         )
-        self._init(options, _Transport(session, rate_limit, max_concurrency), owner=True)
+        limits = to_rate_limits(rate_limit)
+        self._init(options, _Transport(session, limits, max_concurrency), owner=True)
 
     def _init(self, options: ClientOptions, transport: _Transport, *, owner: bool) -> None:
         self._options = options
@@ -206,6 +254,14 @@ class RealtimeKit(AsyncCloseable):
     def session(self) -> aiohttp.ClientSession:
         """The aiohttp session all requests go through (created on first use)."""
         return self._transport.session
+
+    @property
+    def rate_budget(self) -> RateBudget:
+        """The tightest rate-limit budget known now: the server's, else the client's own."""
+        limiter = self._transport.limiter
+        if limiter is None:
+            return RateBudget(None, None, None, "none")
+        return limiter.budget(time.monotonic())
 
     def with_options(
         self,
@@ -291,6 +347,8 @@ class RealtimeKit(AsyncCloseable):
             failure: Failure | None = None
             error: APIError | None = None
             answer_headers: Any = {}
+            # Rate limits: wait for this attempt's turn, or fail fast during a long block.
+            ticket = await self._transport.pace(method, path, possibly_applied=possibly_applied)
             try:
                 async with (
                     self._transport.slot(),
@@ -309,6 +367,10 @@ class RealtimeKit(AsyncCloseable):
                     )
                     # Only a fully read answer counts: a body cut short is a failure.
                     status, answer_headers = response.status, response.headers
+                    # Rate limits: the answer's headers update the shared budget.
+                    self._transport.observe(
+                        ticket, status, answer_headers, payload, options.retry.max_server_delay
+                    )
             except APIResponseTooLargeError as exc:
                 # A success too large to read was still carried out (a started recording).
                 exc.possibly_applied = possibly_applied or 200 <= exc.status < 300

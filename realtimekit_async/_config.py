@@ -16,9 +16,7 @@ from ._sansio import DEFAULT_BASE_URL, RetryPolicy
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
-    "DEFAULT_RATE_LIMIT",
     "ClientOptions",
-    "RateLimit",
     "resolve_options",
     "to_retry_policy",
     "to_timeout",
@@ -34,27 +32,6 @@ DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_MAX_CONCURRENCY: Final = 32
 #: The most an API answer may hold, inflated: a page of 1,000 recordings is about 1.5 MB.
 DEFAULT_MAX_RESPONSE_SIZE: Final = 8 << 20
-
-
-@attrs.frozen
-class RateLimit:
-    """At most ``max_requests`` API calls per ``period`` seconds, shared by the client."""
-
-    max_requests: int = attrs.field(default=1000)
-    period: float = attrs.field(default=60.0)
-
-    @max_requests.validator
-    def _check_requests(self, _attribute: object, value: int) -> None:
-        check_int("rate_limit.max_requests", value, 1)
-
-    @period.validator
-    def _check_period(self, _attribute: object, value: float) -> None:
-        if not value > 0:
-            raise ValidationError("rate_limit.period", "must be positive")
-
-
-#: The documented Recordings API limit (1000 requests a minute, the stricter reading).
-DEFAULT_RATE_LIMIT: Final = RateLimit()
 
 
 @attrs.frozen

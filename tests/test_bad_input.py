@@ -150,13 +150,13 @@ ROWS: list[Row] = [
     Row(
         "RateLimit(...)",
         "`max_requests=0`",
-        lambda _c: RateLimit(max_requests=0),
+        lambda _c: RateLimit(max_requests=0, period=60),
         "rate_limit.max_requests: must be an integer >= 1, got 0",
     ),
     Row(
         "RateLimit(...)",
         "`period=0`",
-        lambda _c: RateLimit(period=0),
+        lambda _c: RateLimit(max_requests=10, period=0),
         "rate_limit.period: must be positive",
     ),
     Row(

@@ -20,7 +20,9 @@ def test_all_matches_public_names() -> None:
     public -= {
         name for name, value in vars(realtimekit_async).items() if type(value).__name__ == "module"
     }
-    assert public | {"__version__", "DEFAULT_RATE_LIMIT"} == set(realtimekit_async.__all__)
+    assert public | {"__version__", "DEFAULT_RATE_LIMITS", "GLOBAL_RATE_LIMITS"} == set(
+        realtimekit_async.__all__
+    )
 
 
 def test_every_exported_name_exists() -> None:

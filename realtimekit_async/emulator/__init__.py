@@ -47,7 +47,13 @@ Behaviour where the public reference leaves room (all configurable on
   on first start (``auto_create_meetings``); INACTIVE meetings answer 400;
 * files: video size = ``recording_duration * bytes_per_second`` (8192) plus a
   per-id remainder; the audio file is an eighth of that; URLs live ``url_ttl``
-  (7 days) of emulated time.
+  (7 days) of emulated time;
+* rate limits (``rate_limit``, off by default) are layered fixed windows per
+  token, in real seconds: a window starts with the first request after the
+  last one ended, a refused request counts against no rule, and every API
+  answer carries ``Ratelimit``/``Ratelimit-Policy`` with one item per rule
+  (``rate_limit_headers``); a spent rule answers 429 with ``Retry-After``, and
+  a rule with ``block`` refuses every call for that long.
 """
 
 from ._clock import EmulatedClock
@@ -60,7 +66,16 @@ from ._emulator import (
     Emulator,
     serve,
 )
-from ._faults import FAULT_KINDS, FaultConfig, FaultSchedule, RateLimiter
+from ._faults import (
+    CLOUDFLARE_GLOBAL_RATE_LIMIT,
+    CLOUDFLARE_RATE_LIMITS,
+    FAULT_KINDS,
+    FaultConfig,
+    FaultSchedule,
+    RateLimiter,
+    RateLimitRule,
+    WindowRecord,
+)
 from ._state import (
     LifecycleConfig,
     ListQuery,
@@ -89,6 +104,8 @@ from ._webhooks import (
 
 __all__ = [
     "ApiError",
+    "CLOUDFLARE_GLOBAL_RATE_LIMIT",
+    "CLOUDFLARE_RATE_LIMITS",
     "DEFAULT_ACCOUNT_ID",
     "DEFAULT_APP_ID",
     "DEFAULT_TOKEN",
@@ -103,12 +120,14 @@ __all__ = [
     "ListQuery",
     "PageWindow",
     "RangeNotSatisfiableError",
+    "RateLimitRule",
     "RateLimiter",
     "RecordingStore",
     "StorageRequest",
     "UrlSigner",
     "WebhookDelivery",
     "WebhookFaults",
+    "WindowRecord",
     "build_status_payload",
     "check_action",
     "compute_file_size",

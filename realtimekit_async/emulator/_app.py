@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ._context import CTX_KEY, TRUNCATE, EmulatorContext
-from ._faults import format_retry_after
+from ._faults import Decision, format_retry_after
 from ._serialize import View, recording_json
 from ._state import Recording, parse_list_query, parse_start_body, parse_track_body
 from ._util import ApiError
@@ -24,6 +27,7 @@ __all__ = [
     "fault_middleware",
     "fault_response",
     "prepare_headers",
+    "rate_limit_headers",
     "rk_error",
 ]
 
@@ -84,6 +88,43 @@ def fault_response(kind: str, site: str, retry_after: float) -> web.Response:
         return cf_error(503, 10503, "Service temporarily unavailable")
     message = "Internal server error" if status == 500 else "Bad gateway"
     return rk_error(status, message)
+
+
+RATE_LIMIT_HEADER_STYLES: Final = ("ietf", "legacy", "none")
+
+
+def _whole_seconds(seconds: float) -> int:
+    """Seconds rounded up, as the headers carry them (float noise is not a second)."""
+    return max(0, math.ceil(round(seconds, 6)))
+
+
+def rate_limit_headers(decision: Decision, style: str, now: datetime) -> dict[str, str]:
+    """The rate-limit headers Cloudflare sends with an answer, in ``style``.
+
+    ``ietf``: ``Ratelimit`` (remaining ``r``, seconds to reset ``t``) and
+    ``Ratelimit-Policy`` (quota ``q`` per ``w`` seconds), one item per rule;
+    ``legacy``: ``X-RateLimit-Limit`` / ``-Remaining`` of the tightest rule;
+    ``none``: neither. A refusal always carries ``Retry-After`` (whole seconds,
+    rounded up) and ``X-RateLimit-Reset`` (an RFC 1123 date).
+    """
+    headers: dict[str, str] = {}
+    if style == "ietf" and decision.states:
+        headers["Ratelimit"] = ", ".join(
+            f'"{s.rule.name}";r={s.remaining};t={_whole_seconds(s.reset)}' for s in decision.states
+        )
+        headers["Ratelimit-Policy"] = ", ".join(
+            f'"{s.rule.name}";q={s.rule.limit};w={_whole_seconds(s.rule.window)}'
+            for s in decision.states
+        )
+    elif style == "legacy" and decision.states:
+        tightest = min(decision.states, key=lambda s: s.remaining)
+        headers["X-RateLimit-Limit"] = str(tightest.rule.limit)
+        headers["X-RateLimit-Remaining"] = str(tightest.remaining)
+    if decision.retry_after is not None:
+        headers["Retry-After"] = format_retry_after(decision.retry_after, round_up=True)
+        reset = now + timedelta(seconds=math.ceil(decision.retry_after))
+        headers["X-RateLimit-Reset"] = format_datetime(reset, usegmt=True)
+    return headers
 
 
 def _abort(request: web.BaseRequest) -> None:
@@ -251,11 +292,20 @@ async def _core(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not _authorized(request, ctx.token):
             return cf_error(401, 10000, "Authentication error")
         if ctx.rate_limiter is not None:
-            wait = ctx.rate_limiter.acquire()
-            if wait is not None:
+            token = request.headers["Authorization"].partition(" ")[2].strip()
+            decision = ctx.rate_limiter.acquire(token)  # budgets are per token
+            limits = rate_limit_headers(decision, ctx.rate_limit_headers, datetime.now(UTC))
+            if not decision.allowed:
                 ctx.stats.rate_limited += 1
-                retry = {"Retry-After": format_retry_after(wait, round_up=True)}
-                return cf_error(429, 971, "Rate limited: please wait and retry later", retry)
+                return cf_error(429, 971, "Rate limited: please wait and retry later", limits)
+            response = await _handle(request, handler)
+            response.headers.update(limits)
+            return response
+    return await _handle(request, handler)
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Run the handler, rendering its errors in the RealtimeKit shape."""
     try:
         return await handler(request)
     except ApiError as exc:

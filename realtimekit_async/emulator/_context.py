@@ -77,6 +77,7 @@ class EmulatorContext:
     stats: EmulatorStats = attrs.field(factory=EmulatorStats)
     faults: FaultSchedule | None = None
     rate_limiter: RateLimiter | None = None
+    rate_limit_headers: str = "ietf"
     latency: float = 0.0
     extra_fields: bool = False
     start_status: int = 201

@@ -15,10 +15,17 @@ from typing import Any, Final, Self
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ._app import API_PREFIX, WELL_KNOWN_PATH, build_api_app
+from ._app import API_PREFIX, RATE_LIMIT_HEADER_STYLES, WELL_KNOWN_PATH, build_api_app
 from ._clock import EmulatedClock
 from ._context import EmulatorContext, EmulatorStats, StorageRequest
-from ._faults import FaultConfig, FaultSchedule, RateLimiter
+from ._faults import (
+    FaultConfig,
+    FaultSchedule,
+    RateLimiter,
+    RateLimitRule,
+    WindowRecord,
+    to_rules,
+)
 from ._seed import generate_seed_data
 from ._serialize import View, recording_json
 from ._state import STATUSES, LifecycleConfig, Meeting, Recording, RecordingStore
@@ -70,8 +77,12 @@ class Emulator:
       ``max_per_page`` (100), ``auto_create_meetings``, ``auto_stop_reason``,
       ``start_status`` (201), ``extra_fields`` (add unknown JSON keys),
       ``public_key_literal_newlines``;
-    * network: ``faults`` (:class:`FaultConfig`), ``rate_limit`` ``(n,
-      per_seconds)``, ``latency`` -- real seconds;
+    * network: ``faults`` (:class:`FaultConfig`), ``latency`` (real seconds);
+    * rate limits, per token, in real seconds: ``rate_limit`` (one or several
+      :class:`RateLimitRule`, all enforced; ``(n, seconds)`` is one rule; default
+      none; ``CLOUDFLARE_RATE_LIMITS`` are the documented ones),
+      ``rate_limit_headers`` (``"ietf"``: ``Ratelimit``/``Ratelimit-Policy``,
+      ``"legacy"``: ``X-RateLimit-*``, ``"none"``);
     * webhooks: ``webhook_urls``, ``webhook_statuses``, ``legacy_headers``
       (``dyte-*``), ``webhook_private_key`` (default: one 2048-bit key per
       process), ``webhook_faults`` (:class:`WebhookFaults`),
@@ -109,7 +120,8 @@ class Emulator:
         extra_fields: bool = False,
         public_key_literal_newlines: bool = False,
         faults: FaultConfig | None = None,
-        rate_limit: tuple[int, float] | None = None,
+        rate_limit: RateLimitRule | Sequence[RateLimitRule] | tuple[int, float] | None = None,
+        rate_limit_headers: str = "ietf",
         latency: float = 0.0,
         webhook_urls: Sequence[str] = (),
         webhook_faults: WebhookFaults | None = None,
@@ -126,6 +138,9 @@ class Emulator:
         unknown = set(webhook_statuses) - set(STATUSES)
         if unknown:
             raise ValueError(f"unknown webhook statuses {sorted(unknown)}")
+        if rate_limit_headers not in RATE_LIMIT_HEADER_STYLES:
+            raise ValueError(f"rate_limit_headers must be one of {RATE_LIMIT_HEADER_STYLES}")
+        rules = to_rules(rate_limit)
         if isinstance(webhook_urls, str):
             raise ValueError("webhook_urls must be a sequence of URLs, not one string")
         self.host = host
@@ -176,7 +191,8 @@ class Emulator:
             organization_id=app_id,
             public_key_pem=lambda: self.webhook_public_key_pem,
             faults=FaultSchedule(faults) if faults is not None else None,
-            rate_limiter=RateLimiter(*rate_limit) if rate_limit is not None else None,
+            rate_limiter=RateLimiter(rules) if rules else None,
+            rate_limit_headers=rate_limit_headers,
             latency=latency,
             extra_fields=extra_fields,
             start_status=start_status,
@@ -321,6 +337,16 @@ class Emulator:
         """Zero all counters (and forget recorded storage requests)."""
         self._ctx.stats = EmulatorStats()
         self._ctx.storage_requests.clear()
+
+    def rate_limit_windows(self, token: str | None = None) -> dict[str, list[WindowRecord]]:
+        """Every rate-limit window so far per rule name, for ``token`` (default: ``self.token``)."""
+        limiter = self._ctx.rate_limiter
+        if limiter is None:
+            return {}
+        key = self.token if token is None else token
+        return {
+            rule.name: list(limiter.windows.get((key, rule.name), [])) for rule in limiter.rules
+        }
 
     @property
     def storage_requests(self) -> list[StorageRequest]:

@@ -1,22 +1,29 @@
-"""Deterministic fault schedule and an optional sliding-window rate limit."""
+"""Deterministic fault schedule and the optional layered, per-token rate limit."""
 
 from __future__ import annotations
 
-import collections
 import math
 import random
+import re
 import time
-from collections.abc import Callable, Iterable
-from typing import Final
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final
 
 import attrs
 
 __all__ = [
+    "CLOUDFLARE_GLOBAL_RATE_LIMIT",
+    "CLOUDFLARE_RATE_LIMITS",
+    "Decision",
     "FAULT_KINDS",
     "FaultConfig",
     "FaultSchedule",
+    "RateLimitRule",
     "RateLimiter",
+    "RuleState",
+    "WindowRecord",
     "format_retry_after",
+    "to_rules",
 ]
 
 FAULT_KINDS: Final = ("429", "500", "502", "503", "html", "reset", "slow", "truncate")
@@ -121,31 +128,163 @@ class FaultSchedule:
         return kind
 
 
+def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"rate limit {attribute.name} must be > 0, got {value!r}")
+
+
+@attrs.frozen
+class RateLimitRule:
+    """One layer of the emulator's rate limit: ``limit`` requests per ``window`` real seconds.
+
+    Windows are fixed and per token: one starts with the first request after the
+    previous one ended. With ``block`` set, spending the window blocks the token
+    for that many seconds instead (Cloudflare's global limit blocks for 5 minutes).
+    ``name`` is the item's name in the ``Ratelimit`` headers.
+    """
+
+    limit: int = attrs.field()
+    window: float = attrs.field(validator=_positive)
+    name: str = attrs.field(default="default")
+    block: float | None = attrs.field(default=None)
+
+    @limit.validator
+    def _check_limit(self, _attribute: object, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"rate limit limit must be an integer >= 1, got {value!r}")
+
+    @name.validator
+    def _check_name(self, _attribute: object, value: str) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+            raise ValueError(f"rate limit name must be letters, digits, _ . -, got {value!r}")
+
+    @block.validator
+    def _check_block(self, attribute: attrs.Attribute[Any], value: float | None) -> None:
+        if value is not None:
+            _positive(self, attribute, value)
+
+
+#: Cloudflare's documented limits: Recordings 1,000 per 50 s, RealtimeKit 3,500 per 5 min.
+CLOUDFLARE_RATE_LIMITS: Final = (
+    RateLimitRule(1000, 50.0, "recordings"),
+    RateLimitRule(3500, 300.0, "realtimekit"),
+)
+#: Cloudflare's global limit per user: 1,200 per 5 min, then every call blocked for 5 min.
+CLOUDFLARE_GLOBAL_RATE_LIMIT: Final = RateLimitRule(1200, 300.0, "global", block=300.0)
+
+
+def to_rules(
+    value: RateLimitRule | Sequence[RateLimitRule] | tuple[int, float] | None,
+) -> tuple[RateLimitRule, ...]:
+    """The emulator's ``rate_limit=`` option as rules; ``(n, seconds)`` is one rule."""
+    if value is None:
+        return ()
+    if isinstance(value, RateLimitRule):
+        return (value,)
+    items: tuple[object, ...] = tuple(value)
+    if len(items) == 2 and not any(isinstance(i, RateLimitRule) for i in items):
+        limit, window = items
+        return (RateLimitRule(limit, window),)  # type: ignore[arg-type]
+    rules = tuple(i for i in items if isinstance(i, RateLimitRule))
+    if not rules or len(rules) != len(items):
+        raise ValueError("rate_limit takes RateLimitRule(s) or a (limit, seconds) pair")
+    names = [rule.name for rule in rules]
+    if len(set(names)) != len(names):
+        raise ValueError(f"rate limit names must differ, got {names}")
+    return rules
+
+
+@attrs.frozen
+class RuleState:
+    """Where one token stands on one rule after a request: what the headers say."""
+
+    rule: RateLimitRule
+    remaining: int
+    reset: float  # seconds until the window ends (or the block lifts)
+
+
+@attrs.frozen
+class Decision:
+    """The verdict on one request: allowed, or refused with ``retry_after`` seconds."""
+
+    states: tuple[RuleState, ...]
+    retry_after: float | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.retry_after is None
+
+
+@attrs.define
+class WindowRecord:
+    """One window of one rule for one token: when it started and what it saw."""
+
+    start: float
+    served: int = 0
+    refused: int = 0
+
+
 class RateLimiter:
-    """Sliding-window limit of ``limit`` requests per ``per_seconds`` real seconds."""
+    """Layered fixed-window rate limits per token (pure state; time from ``monotonic``).
+
+    A request is allowed only if every rule has room, and then counts against
+    every rule; a refused request counts against none.
+    """
 
     def __init__(
         self,
-        limit: int,
-        per_seconds: float,
+        rules: Iterable[RateLimitRule],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if limit < 1 or per_seconds <= 0:
-            raise ValueError("rate_limit needs limit >= 1 and per_seconds > 0")
-        self.limit = limit
-        self.per_seconds = per_seconds
+        self.rules = tuple(rules)
         self._monotonic = monotonic
-        self._hits: collections.deque[float] = collections.deque()
+        #: Every window per (token, rule name), oldest first (for benchmarks and tests).
+        self.windows: dict[tuple[str, str], list[WindowRecord]] = {}
+        self._blocked: dict[tuple[str, str], float] = {}
 
-    def acquire(self) -> float | None:
-        """Count one request; None if allowed, else seconds until a slot frees."""
+    def _window(self, key: tuple[str, str], rule: RateLimitRule, now: float) -> WindowRecord:
+        history = self.windows.setdefault(key, [])
+        blocked = self._blocked.get(key)
+        if blocked is not None and now >= blocked:
+            del self._blocked[key]
+        if not history or (now >= history[-1].start + rule.window and key not in self._blocked):
+            history.append(WindowRecord(now))
+        return history[-1]
+
+    def acquire(self, token: str) -> Decision:
+        """Count one request by ``token`` if every rule has room; say where it stands."""
         now = self._monotonic()
-        while self._hits and self._hits[0] <= now - self.per_seconds:
-            self._hits.popleft()
-        if len(self._hits) >= self.limit:
-            return self._hits[0] + self.per_seconds - now
-        self._hits.append(now)
-        return None
+        windows = [self._window((token, r.name), r, now) for r in self.rules]
+        waits = []
+        for rule, window in zip(self.rules, windows, strict=True):
+            key = (token, rule.name)
+            if key in self._blocked:
+                waits.append(self._blocked[key] - now)
+            elif window.served >= rule.limit:
+                if rule.block is not None:
+                    self._blocked[key] = now + rule.block
+                    waits.append(rule.block)
+                else:
+                    waits.append(window.start + rule.window - now)
+        if waits:
+            for window in windows:
+                window.refused += 1
+        else:
+            for window in windows:
+                window.served += 1
+        states = tuple(
+            RuleState(
+                rule,
+                max(0, rule.limit - window.served),
+                (
+                    self._blocked[(token, rule.name)] - now
+                    if (token, rule.name) in self._blocked
+                    else window.start + rule.window - now
+                ),
+            )
+            for rule, window in zip(self.rules, windows, strict=True)
+        )
+        return Decision(states, max(waits) if waits else None)
 
 
 def format_retry_after(seconds: float, *, round_up: bool = False) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 import pytest
 
-from realtimekit_async.emulator import Emulator, FaultConfig
+from realtimekit_async.emulator import Emulator, FaultConfig, RateLimitRule
 from realtimekit_async.emulator.pytest_plugin import EmulatorFactory
 
 from ._support import auth, call, control, get_recording, start
@@ -148,23 +150,60 @@ async def test_storage_faults(make_emu: EmulatorFactory, session: aiohttp.Client
 
 async def test_rate_limit(make_emu: EmulatorFactory, session: aiohttp.ClientSession) -> None:
     emu = await make_emu(rate_limit=(3, 30.0))
-    statuses = []
-    retry_after = None
-    for _ in range(5):
-        reply = await call(session, "GET", emu.recordings_url, emu=emu)
-        statuses.append(reply.status)
-        if reply.status == 429:
-            retry_after = reply.headers["Retry-After"]
-            assert reply.body["errors"][0]["code"] == 971
-    assert statuses == [200, 200, 200, 429, 429]
-    assert retry_after is not None
-    assert 29 <= int(retry_after) <= 30
+    replies = [await call(session, "GET", emu.recordings_url, emu=emu) for _ in range(5)]
+    assert [r.status for r in replies] == [200, 200, 200, 429, 429]
+    assert [r.headers["Ratelimit"] for r in replies[:3]] == [
+        '"default";r=2;t=30',
+        '"default";r=1;t=30',
+        '"default";r=0;t=30',
+    ]
+    assert {r.headers["Ratelimit-Policy"] for r in replies} == {'"default";q=3;w=30'}
+    refused = replies[3]
+    assert refused.body["errors"][0]["code"] == 971
+    assert 29 <= int(refused.headers["Retry-After"]) <= 30
+    reset = parsedate_to_datetime(refused.headers["X-RateLimit-Reset"])
+    assert 28 <= (reset - datetime.now(UTC)).total_seconds() <= 31
     assert emu.stats.rate_limited == 2
+    windows = emu.rate_limit_windows()["default"]
+    assert [(w.served, w.refused) for w in windows] == [(3, 2)]
     # The public key on the origin root is not rate limited.
     assert (await call(session, "GET", emu.webhook_keys_url)).status == 200
 
 
-async def test_rate_limit_window_slides(
+async def test_rate_limit_layers_and_headers_on_errors(
+    make_emu: EmulatorFactory, session: aiohttp.ClientSession
+) -> None:
+    rules = (RateLimitRule(5, 10.0, "burst"), RateLimitRule(2, 60.0, "hourly"))
+    emu = await make_emu(rate_limit=rules)
+    missing = await call(session, "GET", f"{emu.recordings_url}/nope", emu=emu)
+    assert missing.status == 404  # an error answer counts and carries the headers too
+    assert missing.headers["Ratelimit"] == '"burst";r=4;t=10, "hourly";r=1;t=60'
+    assert missing.headers["Ratelimit-Policy"] == '"burst";q=5;w=10, "hourly";q=2;w=60'
+    assert (await call(session, "GET", emu.recordings_url, emu=emu)).status == 200
+    refused = await call(session, "GET", emu.recordings_url, emu=emu)
+    assert refused.status == 429  # the tighter layer is spent, the other is not
+    assert 59 <= int(refused.headers["Retry-After"]) <= 60
+    unauthorized = await call(session, "GET", emu.recordings_url)
+    assert unauthorized.status == 401
+    assert "Ratelimit" not in unauthorized.headers
+
+
+async def test_rate_limit_legacy_headers(
+    make_emu: EmulatorFactory, session: aiohttp.ClientSession
+) -> None:
+    emu = await make_emu(rate_limit=(2, 30.0), rate_limit_headers="legacy")
+    ok = await call(session, "GET", emu.recordings_url, emu=emu)
+    assert (ok.headers["X-RateLimit-Limit"], ok.headers["X-RateLimit-Remaining"]) == ("2", "1")
+    assert "Ratelimit" not in ok.headers
+    await call(session, "GET", emu.recordings_url, emu=emu)
+    refused = await call(session, "GET", emu.recordings_url, emu=emu)
+    assert refused.status == 429
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert "Retry-After" in refused.headers
+    assert "X-RateLimit-Reset" in refused.headers
+
+
+async def test_rate_limit_window_resets(
     make_emu: EmulatorFactory, session: aiohttp.ClientSession
 ) -> None:
     emu = await make_emu(rate_limit=(2, 0.2))
@@ -172,7 +211,9 @@ async def test_rate_limit_window_slides(
         assert (await call(session, "GET", emu.recordings_url, emu=emu)).status == 200
     assert (await call(session, "GET", emu.recordings_url, emu=emu)).status == 429
     await asyncio.sleep(0.25)
-    assert (await call(session, "GET", emu.recordings_url, emu=emu)).status == 200
+    fresh = await call(session, "GET", emu.recordings_url, emu=emu)
+    assert fresh.status == 200
+    assert fresh.headers["Ratelimit"] == '"default";r=1;t=1'  # whole seconds, rounded up
 
 
 async def test_latency(make_emu: EmulatorFactory, session: aiohttp.ClientSession) -> None:

@@ -83,6 +83,7 @@ async def test_addresses_need_a_started_emulator() -> None:
         {"webhook_urls": "http://x"},
         {"speed": -1.0},
         {"rate_limit": (0, 1.0)},
+        {"rate_limit_headers": "draft"},
     ],
 )
 def test_invalid_options(kwargs: dict[str, object]) -> None:

@@ -6,12 +6,14 @@ import hashlib
 import random
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from realtimekit_async.emulator import (
+    CLOUDFLARE_RATE_LIMITS,
     ApiError,
     EmulatedClock,
     FaultConfig,
@@ -19,6 +21,7 @@ from realtimekit_async.emulator import (
     LifecycleConfig,
     RangeNotSatisfiableError,
     RateLimiter,
+    RateLimitRule,
     RecordingStore,
     UrlSigner,
     check_action,
@@ -30,7 +33,7 @@ from realtimekit_async.emulator import (
     parse_list_query,
     parse_range,
 )
-from realtimekit_async.emulator._faults import format_retry_after
+from realtimekit_async.emulator._faults import format_retry_after, to_rules
 from realtimekit_async.emulator._seed import generate_seed_data
 from realtimekit_async.emulator._state import (
     ListQuery,
@@ -506,15 +509,84 @@ def test_fault_config_validation(kwargs: dict[str, object]) -> None:
         FaultConfig(**kwargs)  # type: ignore[arg-type]
 
 
-def test_rate_limiter_sliding_window() -> None:
+def test_rate_limiter_layers_fixed_windows_per_token() -> None:
     mono = FakeMonotonic()
-    limiter = RateLimiter(2, 10.0, monotonic=mono)
-    assert limiter.acquire() is None
+    rules = [RateLimitRule(3, 10.0, "short"), RateLimitRule(4, 100.0, "long")]
+    limiter = RateLimiter(rules, monotonic=mono)
+    first = limiter.acquire("a")
+    assert first.allowed
+    assert [(s.rule.name, s.remaining, s.reset) for s in first.states] == [
+        ("short", 2, 10.0),
+        ("long", 3, 100.0),
+    ]
     mono.t += 4
-    assert limiter.acquire() is None
-    assert limiter.acquire() == pytest.approx(6.0)
+    assert limiter.acquire("a").allowed
+    assert limiter.acquire("a").allowed
+    refused = limiter.acquire("a")  # "short" is spent until its window ends
+    assert refused.retry_after == pytest.approx(6.0)
+    assert [s.remaining for s in refused.states] == [0, 1]
+    assert limiter.acquire("b").allowed  # another token has its own budget
     mono.t += 6
-    assert limiter.acquire() is None  # the first hit left the window
+    fourth = limiter.acquire("a")  # a new "short" window; "long" now spent
+    assert fourth.allowed
+    assert [s.remaining for s in fourth.states] == [2, 0]
+    assert limiter.acquire("a").retry_after == pytest.approx(90.0)  # the layer "long"
+    windows = limiter.windows
+    assert [(w.start, w.served, w.refused) for w in windows[("a", "short")]] == [
+        (100.0, 3, 1),
+        (110.0, 1, 1),
+    ]
+    assert [(w.served, w.refused) for w in windows[("a", "long")]] == [(4, 2)]
+    assert [(w.served, w.refused) for w in windows[("b", "short")]] == [(1, 0)]
+
+
+def test_rate_limiter_block_refuses_everything_for_its_length() -> None:
+    mono = FakeMonotonic()
+    limiter = RateLimiter([RateLimitRule(2, 10.0, "global", block=300.0)], monotonic=mono)
+    assert limiter.acquire("t").allowed
+    assert limiter.acquire("t").allowed
+    assert limiter.acquire("t").retry_after == pytest.approx(300.0)
+    mono.t += 100  # the window is long over, the block is not
+    blocked = limiter.acquire("t")
+    assert blocked.retry_after == pytest.approx(200.0)
+    assert blocked.states[0].reset == pytest.approx(200.0)
+    mono.t += 200
+    assert limiter.acquire("t").allowed
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ()),
+        ((5, 2.0), (RateLimitRule(5, 2.0),)),
+        (RateLimitRule(5, 2.0, "x"), (RateLimitRule(5, 2.0, "x"),)),
+        (CLOUDFLARE_RATE_LIMITS, CLOUDFLARE_RATE_LIMITS),
+    ],
+)
+def test_rate_limit_option_forms(value: Any, expected: tuple[RateLimitRule, ...]) -> None:
+    assert to_rules(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        (0, 1.0),
+        (1, 0.0),
+        [RateLimitRule(1, 1.0), RateLimitRule(2, 2.0)],  # two rules named "default"
+        ["not a rule"],
+        (),
+    ],
+)
+def test_rate_limit_option_rejects(value: Any) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - any validation message
+        to_rules(value)
+
+
+def test_rate_limit_rule_validation() -> None:
+    with pytest.raises(ValueError, match="name"):
+        RateLimitRule(1, 1.0, 'bad"name')
+    with pytest.raises(ValueError, match="block"):
+        RateLimitRule(1, 1.0, block=0.0)
 
 
 def test_format_retry_after() -> None:

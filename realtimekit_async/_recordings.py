@@ -107,8 +107,8 @@ class Recordings:
         start_time: datetime | None = None,
         end_time: datetime | None = None,
         expired: bool | None = None,
-        sort_by: SortBy | None = None,
-        sort_order: SortOrder | None = None,
+        sort_by: SortBy | str | None = None,
+        sort_order: SortOrder | str | None = None,
         page_no: int = 1,
         per_page: int = DEFAULT_PER_PAGE,
         prefetch: int = DEFAULT_PREFETCH,
@@ -199,7 +199,7 @@ class Recordings:
         the answer; otherwise the error is raised.
         """
         segments = (check_id("recording_id", recording_id),)
-        body = RecordingActionParams(action=action)  # type: ignore[arg-type]  # validated
+        body = RecordingActionParams(action=action)
         try:
             return await self._call("PUT", segments, Recording, app_id=app_id, body=body)
         except (BadRequestError, ConflictError) as exc:
@@ -226,21 +226,33 @@ class Recordings:
         self,
         meeting_id: str,
         *,
-        layers: Mapping[str, TrackLayer],
+        layers: Mapping[str, TrackLayer] | None = None,
+        user_ids: Iterable[str] | None = None,
         max_seconds: int | None = None,
         app_id: str | None = None,
     ) -> Recording | None:
         """Start a track recording; returns the recording when the API sends one back.
 
-        Not idempotent, retried like :meth:`start`.
+        The arguments pick the body: the current API's (``layers`` of
+        ``TrackLayer(file_name_prefix=..., media_kind=...)``, ``user_ids``) or the
+        legacy one (``layers`` of ``TrackLayer(outputs=[...])``, ``max_seconds``);
+        mixing them raises :class:`ValidationError` before anything is sent. The
+        answer may be ``data.recording`` (current), a recording in ``data``
+        (legacy) or carry none (``None``). Not idempotent, retried like :meth:`start`.
         """
         body = StartTrackRecordingParams(
-            meeting_id=meeting_id, layers=layers, max_seconds=max_seconds
+            meeting_id=meeting_id,
+            layers=layers,
+            user_ids=user_ids,  # the converter makes it a tuple
+            max_seconds=max_seconds,
         )
         segments = ("track",)
         doc = await self._send("POST", segments, app_id=app_id, body=body, idempotent=False)
-        if doc.get("data") is None:
+        data = doc.get("data")
+        if data is None:
             return None
+        if isinstance(data, dict) and "recording" in data and "id" not in data:
+            doc = {"data": data["recording"]}  # the current API's {"data": {"recording": ...}}
         return _decode(doc, Recording, method="POST", segments=segments)
 
     async def wait_for(

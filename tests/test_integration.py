@@ -138,9 +138,9 @@ async def test_listing_matches_the_emulator(emu: Emulator, client: RealtimeKit) 
 
 
 async def test_time_window_and_sort(emu: Emulator, client: RealtimeKit) -> None:
-    asc = [r async for r in client.recordings.list(sort_order="ASC", per_page=50)]  # type: ignore[arg-type]
+    asc = [r async for r in client.recordings.list(sort_order="ASC", per_page=50)]
     times = [r.invoked_time for r in asc]
-    assert times == sorted(times)  # type: ignore[type-var]
+    assert times == sorted(times)
     middle = asc[len(asc) // 2].invoked_time
     assert middle is not None
     later = [r async for r in client.recordings.list(start_time=middle)]

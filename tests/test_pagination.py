@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,9 +15,12 @@ from realtimekit_async._pagination import RecordingPaginator, repair_start
 
 from .conftest import RECORDINGS, ok, recording_json, sent
 
+# A recording always has an invocation time and a file name.
+INVOKED = datetime(2025, 1, 1, tzinfo=UTC)
+
 
 def rec(i: int | str) -> Recording:
-    return Recording(id=str(i), status=RecordingStatus.UPLOADED)
+    return Recording(str(i), RecordingStatus.UPLOADED, INVOKED, "r.mp4")
 
 
 class FakeServer:

@@ -8,6 +8,7 @@ Hierarchy::
     │   ├── APIConnectionError: no usable answer (refused, reset, DNS, TLS)
     │   │   └── APITimeoutError
     │   ├── APIResponseValidationError: a 2xx answer that is not the documented shape
+    │   ├── PaginationError: a list walk did not end within its bound
     │   └── APIStatusError: the API answered with an error
     │       ├── BadRequestError (400)
     │       ├── AuthenticationError (401)
@@ -41,6 +42,7 @@ __all__ = [
     "DownloadError",
     "InternalServerError",
     "NotFoundError",
+    "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
     "RealtimeKitError",
@@ -100,6 +102,17 @@ class APIResponseValidationError(APIError):
         super().__init__(message, method=method, path=path)
         self.status = status
         self.body = body
+
+
+class PaginationError(APIError):
+    """A list walk kept getting new pages past its bound (see :mod:`realtimekit_async._pagination`).
+
+    ``pages`` is how many pages the walk read; everything read was yielded.
+    """
+
+    def __init__(self, message: str, *, pages: int, method: str = "", path: str = "") -> None:
+        super().__init__(message, method=method, path=path)
+        self.pages = pages
 
 
 class APIStatusError(APIError):

@@ -31,7 +31,14 @@ from ._models import (
     check_int,
 )
 from ._pagination import RecordingPaginator
-from ._sansio import action_applied, check_id, encode_json, list_query, redact_urls
+from ._sansio import (
+    MAX_WALK_PAGES,
+    action_applied,
+    check_id,
+    encode_json,
+    list_query,
+    redact_urls,
+)
 from ._waiting import wait_for_recording
 
 if TYPE_CHECKING:
@@ -112,13 +119,16 @@ class Recordings:
         page_no: int = 1,
         per_page: int = DEFAULT_PER_PAGE,
         prefetch: int = DEFAULT_PREFETCH,
+        max_pages: int = MAX_WALK_PAGES,
         app_id: str | None = None,
     ) -> RecordingPaginator:
         """List recordings, newest filters first; ``await`` for one page, ``async for`` for all.
 
         ``status`` is one status or several (sent as repeated ``status=`` keys).
-        ``prefetch`` bounds how many pages are fetched ahead concurrently.
-        Raises :class:`ValidationError` at once for bad arguments.
+        ``prefetch`` bounds how many pages are fetched ahead concurrently;
+        ``max_pages`` caps how many pages one walk reads (it raises
+        :class:`PaginationError` past its bound). Raises :class:`ValidationError`
+        at once for bad arguments.
         """
         params = ListRecordingsParams(
             meeting_id=meeting_id,
@@ -133,13 +143,16 @@ class Recordings:
             per_page=per_page,
         )
         check_int("prefetch", prefetch, 1)
+        check_int("max_pages", max_pages, 1)
         self._client._url(app_id, ())  # fail now, not on first await, if app_id is missing
 
         async def fetch(number: int) -> RecordingPage:
             query = list_query(attrs.evolve(params, page_no=number))
             return await self._call("GET", (), RecordingPage, app_id=app_id, query=query)
 
-        return RecordingPaginator(fetch, page_no=page_no, per_page=per_page, prefetch=prefetch)
+        return RecordingPaginator(
+            fetch, page_no=page_no, per_page=per_page, prefetch=prefetch, max_pages=max_pages
+        )
 
     async def start(
         self,

@@ -23,10 +23,12 @@ from realtimekit_async import (
     TrackOutputType,
     ValidationError,
 )
+from realtimekit_async.emulator import Emulator
 
-from .conftest import RECORDINGS, ok, recording_json, sent
+from .conftest import RECORDINGS, emulator_client, ok, recording_json, sent
 
 MEETING = "5d2e6a8c-1f3b-4c7d-9e0a-2b4c6d8e0f1a"
+OTHER_MEETING = "6e3f7b9d-2a4c-4d8e-8f1b-3c5d7e9f1a2b"
 REC_ID = "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
 BUCKET = TrackOutput(type=TrackOutputType.REALTIMEKIT_BUCKET)
 
@@ -164,3 +166,32 @@ def test_generation_follows_the_arguments() -> None:
     # A media kind newer than this SDK can be sent as its string.
     layer = TrackLayer(media_kind="video")
     assert StartTrackRecordingParams(meeting_id=MEETING, layers={"l": layer}).layers == {"l": layer}
+
+
+@pytest.mark.parametrize("shape", ["current", "legacy", "none"])
+async def test_both_generations_against_the_emulator(shape: str) -> None:
+    async with (
+        Emulator(speed=0, track_response=shape) as emu,  # type: ignore[arg-type]
+        emulator_client(emu) as rtk,
+    ):
+        current = await rtk.recordings.start_track(
+            MEETING,
+            layers={"voices": TrackLayer(file_name_prefix="voices", media_kind=MediaKind.AUDIO)},
+            user_ids=["user-1", "user-2"],
+        )
+        legacy = await rtk.recordings.start_track(
+            OTHER_MEETING,  # one active track recording per meeting
+            layers={"default": TrackLayer(outputs=[BUCKET])},
+            max_seconds=3600,
+        )
+        stored = sorted(emu.store.recordings.values(), key=lambda r: r.seq)
+        assert [r.user_ids for r in stored] == [("user-1", "user-2"), ()]
+        assert [r.max_seconds for r in stored] == [86_400, 3600]
+        if shape == "none":
+            assert current is None
+            assert legacy is None
+        else:
+            assert current is not None
+            assert legacy is not None
+            assert [current.id, legacy.id] == [r.id for r in stored]
+            assert current.output_file_name.startswith("voices_")

@@ -324,6 +324,13 @@ ROWS: list[Row] = [
         "layers: layer 'a' must be a TrackLayer",
     ),
     Row(
+        "recordings.start_track(...)",
+        '`user_ids=["u"]` with `max_seconds=60`',
+        lambda c: c.recordings.start_track("m", user_ids=["u"], max_seconds=60),
+        "user_ids: belongs to the current track-recording body, max_seconds to the legacy "
+        "one (layers with outputs, max_seconds): use one of them",
+    ),
+    Row(
         "TrackOutput(...)",
         "`type=None`",
         lambda _c: TrackOutput(type=None),  # type: ignore[arg-type]

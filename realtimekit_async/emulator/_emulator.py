@@ -72,8 +72,9 @@ class Emulator:
       :meth:`advance` moves it), ``start_time`` (default: now), ``start_delay``
       (2), ``upload_delay`` (3), ``min_duration`` (5), ``url_ttl`` (7 days) --
       all emulated seconds; ``tick_interval`` is the ticker's real period;
-    * API behaviour: ``bytes_per_second``, ``default_per_page`` (20),
-      ``max_per_page`` (100), ``auto_create_meetings``, ``auto_stop_reason``,
+    * API behaviour: ``bytes_per_second``, ``default_per_page`` (20, also for
+      ``per_page=0``), ``max_per_page`` (100; a larger ``per_page`` is silently
+      capped to it), ``auto_create_meetings``, ``auto_stop_reason``,
       ``start_status`` (200), ``track_response`` (``"current"``:
       ``data.recording``; ``"legacy"``: the recording in ``data``; ``"none"``: no
       ``data``), ``extra_fields`` (add unknown JSON keys),

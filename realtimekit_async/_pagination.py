@@ -135,11 +135,13 @@ class RecordingPaginator:
     """A lazily fetched, auto-paginating list of recordings.
 
     Walks ``page_no`` upward from the requested page and stops at the last page
-    by ``paging.total_count`` (re-read from every page, since it changes while
-    recordings come and go), at an empty page, or at a page that holds nothing
-    new while the total did not grow (a server repeating itself). Within one
-    walk no recording is yielded twice; recordings a repair pass recovers (see
-    the module docstring) come after the rest.
+    by ``paging`` (re-read from every page, since it changes while recordings
+    come and go) at the page size the server actually sends, at an empty page,
+    at a page that holds nothing new while the total did not grow (a server
+    repeating itself), and at the latest at its page budget, with
+    :class:`PaginationError`. Within one walk no recording is yielded twice;
+    recordings a repair pass recovers (see the module docstring) come after the
+    rest.
     """
 
     def __init__(
@@ -265,7 +267,8 @@ class RecordingPaginator:
             for task in window:
                 task.add_done_callback(_retrieve)
                 task.cancel()
-            walk.repair_from = repair_start(answered, self._per_page)
+            # The server's page size: a capped one shifts pages further per moved item.
+            walk.repair_from = repair_start(answered, walk.page_size or self._per_page)
 
 
 @attrs.define

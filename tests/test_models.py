@@ -112,9 +112,18 @@ def test_an_always_filled_field_that_is_null_or_missing_is_a_decode_error(
         converter.structure(source, Recording)
 
 
-async def test_a_null_id_is_an_api_response_validation_error(api: Any, client: RealtimeKit) -> None:
-    api.get(f"{RECORDINGS}/r1", payload=ok(recording_json(id=None)))
-    with pytest.raises(APIResponseValidationError, match="not a string"):
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"id": None}, "None is not a string"),
+        ({"file_size": 1234.5}, "1234.5 is not a whole number"),
+    ],
+)
+async def test_lossy_answers_are_api_response_validation_errors(
+    api: Any, client: RealtimeKit, overrides: dict[str, Any], message: str
+) -> None:
+    api.get(f"{RECORDINGS}/r1", payload=ok(recording_json(**overrides)))
+    with pytest.raises(APIResponseValidationError, match=message):
         await client.recordings.get("r1")
 
 

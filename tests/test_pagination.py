@@ -289,3 +289,23 @@ async def test_a_capped_page_size_without_a_total_skips_nothing(prefetch: int) -
 
     walk = RecordingPaginator(no_total, page_no=1, per_page=200, prefetch=prefetch)
     assert await ids_of(walk) == [str(i) for i in range(250)]
+
+
+async def test_a_repair_pass_after_a_capped_walk_recovers_what_slid_back() -> None:
+    # Twelve removals during a walk on a server capping 10 a page (asked: 100): what
+    # was behind the cursor slid back more than a page, so the repair must count in
+    # the pages of 10 the server really sends (with 100 it started a page too late).
+    server = CappingServer(list(range(60)), 10)
+    removed = False
+
+    def remove_one(page_no: int) -> None:
+        nonlocal removed
+        if page_no == 4 and not removed:
+            removed = True
+            del server.ids[:12]  # everything after them slides back twelve places
+
+    server.before_page = remove_one
+    walk = RecordingPaginator(server.fetch, page_no=1, per_page=100, prefetch=1)
+    got = await ids_of(walk)
+    assert sorted(got, key=int) == [str(i) for i in range(60)]
+    assert len(got) == len(set(got))

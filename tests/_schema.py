@@ -101,7 +101,15 @@ def spec() -> dict[str, Any]:
 
 
 def _compile(schema: Any) -> Any:
-    return jsonschema_rs.Draft202012Validator(_as_json_schema(schema), validate_formats=True)
+    return _compile_text(json.dumps(schema, sort_keys=True))
+
+
+@functools.cache
+def _compile_text(schema: str) -> Any:
+    # Compiled once per distinct schema (parameters repeat across operations).
+    return jsonschema_rs.Draft202012Validator(
+        _as_json_schema(json.loads(schema)), validate_formats=True
+    )
 
 
 @functools.cache

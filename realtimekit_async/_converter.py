@@ -3,15 +3,19 @@
 Decoding is lenient in the ways a long-lived SDK needs (see API-FACTS):
 unknown keys are ignored, unknown enum values become extra members that keep
 the raw string, timestamps with or without fractions become aware datetimes,
-and numbers sent as ``1`` or ``1.0`` are accepted. Encoding leaves out every
-field still at its default, so a request carries only what the user set.
+and numbers sent as ``1`` or ``1.0`` are accepted. It never loses information
+silently: a fractional number for an integer field (``file_size: 1.5``) and
+anything but a string for a string field (``"id": null``) are errors, not
+truncated or turned into ``'None'``. Encoding leaves out every field still at
+its default, so a request carries only what the user set.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final, TypeVar
+from types import NoneType, UnionType
+from typing import Any, Final, TypeVar, Union, get_args, get_origin
 
 import attrs
 from cattrs import Converter
@@ -70,6 +74,30 @@ def _structure_open_enum(value: Any, cls: type[_E]) -> _E:
     return _unknown_member(cls, value)
 
 
+def _open_enum_of(type_: Any) -> type[StrEnum] | None:
+    """E for a request field typed ``E | str`` or ``E | str | None`` (E a StrEnum), else None."""
+    if get_origin(type_) not in (Union, UnionType):
+        return None
+    rest = set(get_args(type_)) - {str, NoneType}
+    if str not in get_args(type_) or len(rest) != 1:
+        return None
+    (enum,) = rest
+    return enum if isinstance(enum, type) and issubclass(enum, StrEnum) else None
+
+
+def _open_enum_hook(type_: Any) -> Any:
+    enum = _open_enum_of(type_)
+    assert enum is not None
+    nullable = NoneType in get_args(type_)
+
+    def structure(value: Any, _: Any) -> Any:
+        if value is None and nullable:
+            return None
+        return _structure_open_enum(value, enum)
+
+    return structure
+
+
 def parse_datetime(value: Any, _: Any = None) -> datetime:
     """Parse an API timestamp (ISO 8601, ``Z`` or offset, any fraction) as aware UTC-safe."""
     if isinstance(value, datetime):
@@ -99,7 +127,22 @@ def _structure_int(value: Any, _: Any) -> int:
     # JSON numbers arrive as int or float (file_size: 0 vs 0.0); webhooks send strings.
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a number")
-    return value if isinstance(value, int) else int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise ValueError(f"{value!r} is not a whole number (it would be truncated)")
+    if isinstance(value, str):
+        return int(value)  # int("1.5") raises: a string is never truncated either
+    raise ValueError(f"{value!r} is not a number")
+
+
+def _structure_str(value: Any, _: Any) -> str:
+    # cattrs' own hook is str(value): null would become 'None', 12 would become '12'.
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"{value!r} is not a string")
 
 
 # -- webhook bodies: camelCase on the wire, unlike the REST API --------------------
@@ -144,7 +187,7 @@ def _make_converter() -> Converter:
         conv,
         (RecordingPage, Recording, Meeting, Paging, StartReason, StopReason, StorageConfig),
         FastPaths(
-            exact={_structure_int: int, _structure_bool: bool},
+            exact={_structure_int: int, _structure_bool: bool, _structure_str: str},
             datetime_hook=parse_datetime,
             enum_hook=_structure_open_enum,
         ),
@@ -152,10 +195,14 @@ def _make_converter() -> Converter:
     conv.register_structure_hook(datetime, parse_datetime)
     conv.register_unstructure_hook(datetime, format_datetime)
     conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(bool, _structure_bool)
     # Registered on the StrEnum base (which precedes `str` in every member's MRO)
     # so that singledispatch picks these over cattrs' plain `str` handling.
     conv.register_structure_hook(StrEnum, _structure_open_enum)
+    # Request classes decoded from answers (Meeting.recording_config) type their
+    # enum fields `E | str`, so that newer values can be sent: decode them as E.
+    conv.register_structure_hook_factory(lambda t: _open_enum_of(t) is not None, _open_enum_hook)
     # str() of a StrEnum member, known or not, is its wire value; plain strings pass.
     conv.register_unstructure_hook(StrEnum, str)
     user_id = override(rename="user_Id")

@@ -9,6 +9,7 @@ Hierarchy::
     │   │   └── APITimeoutError
     │   ├── APIResponseValidationError: a 2xx answer that is not the documented shape
     │   │   └── APIResponseTooLargeError: an answer longer than the client reads
+    │   ├── PaginationError: a list walk did not end within its bound
     │   └── APIStatusError: the API answered with an error
     │       ├── BadRequestError (400)
     │       ├── AuthenticationError (401)
@@ -43,6 +44,7 @@ __all__ = [
     "DownloadError",
     "InternalServerError",
     "NotFoundError",
+    "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
     "RealtimeKitError",
@@ -117,6 +119,17 @@ class APIResponseTooLargeError(APIResponseValidationError):
     ) -> None:
         super().__init__(message, status=status, body=b"", method=method, path=path)
         self.limit = limit
+
+
+class PaginationError(APIError):
+    """A list walk kept getting new pages past its bound (see :mod:`realtimekit_async._pagination`).
+
+    ``pages`` is how many pages the walk read; everything read was yielded.
+    """
+
+    def __init__(self, message: str, *, pages: int, method: str = "", path: str = "") -> None:
+        super().__init__(message, method=method, path=path)
+        self.pages = pages
 
 
 class APIStatusError(APIError):

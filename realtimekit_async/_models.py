@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -28,6 +28,7 @@ __all__ = [
     "InteractiveConfig",
     "InteractiveConfigType",
     "ListRecordingsParams",
+    "MediaKind",
     "Meeting",
     "MeetingStatus",
     "Paging",
@@ -35,6 +36,7 @@ __all__ = [
     "Recording",
     "RecordingAction",
     "RecordingActionParams",
+    "RecordingConfig",
     "RecordingPage",
     "RecordingStatus",
     "RtmpOutConfig",
@@ -66,7 +68,9 @@ MAX_MAX_SECONDS = 86_400
 # -- constant sets ---------------------------------------------------------------
 # StrEnum members compare equal to their wire strings, so `rec.status == "UPLOADED"`
 # works. Values the SDK does not know yet are decoded as extra members that keep
-# the raw string (see _converter); they are never accepted as request input.
+# the raw string (see _converter). Request fields take a member or any non-empty
+# string, so a value the API adds after this release (say a VP9 codec) can be sent
+# without upgrading; a value of another type is a ValidationError.
 
 
 class RecordingStatus(StrEnum):
@@ -129,6 +133,12 @@ class VideoCodec(StrEnum):
     VP8 = "VP8"
 
 
+class MediaKind(StrEnum):
+    """What a (current-generation) track-recording layer records."""
+
+    AUDIO = "audio"
+
+
 class WatermarkPosition(StrEnum):
     LEFT_TOP = "left top"
     RIGHT_TOP = "right top"
@@ -167,21 +177,17 @@ def _fail(attribute: attrs.Attribute[Any], message: str) -> ValidationError:
     return ValidationError(attribute.name, message)
 
 
-def _one_of(enum: type[StrEnum], *, decoded_ok: bool = False) -> Any:
-    """Validator: the value is a documented member of ``enum`` (or its string).
+def _one_of(enum: type[StrEnum], *, optional: bool = True) -> Any:
+    """Validator: a member of ``enum``, a newer value as a non-empty string, or ``None``.
 
-    ``decoded_ok`` also admits an instance of ``enum`` itself, which for a value
-    the SDK does not know only the converter makes: for classes that are
-    decoded from responses too, where newer values must not break decoding.
+    Strings outside the documented set are sent as given (the API adds values
+    over time; the server judges them); anything but a string is refused.
     """
-    members = frozenset(enum.__members__.values())
     allowed = ", ".join(repr(m.value) for m in enum)
 
     def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if decoded_ok and isinstance(value, enum):
-            return
-        if value is not None and (not isinstance(value, str) or value not in members):
-            raise _fail(attribute, f"{value!r} is not one of {allowed}")
+        if (value is not None or not optional) and (not isinstance(value, str) or not value):
+            raise _fail(attribute, f"{value!r} is not one of {allowed} (or a newer value's string)")
 
     return check
 
@@ -191,6 +197,11 @@ def _non_empty_str(_inst: object, attribute: attrs.Attribute[Any], value: object
         return
     if not isinstance(value, str) or not value.strip():
         raise _fail(attribute, "must be a non-empty string")
+
+
+def _is_bool(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise _fail(attribute, f"must be True or False, got {value!r}")
 
 
 def _optional_instance(kind: type, what: str) -> Any:
@@ -262,20 +273,16 @@ class StorageConfig:
     on the API side and are redacted from ``repr``.
     """
 
-    # Also decoded from responses (a recording's storage_config): values newer than
-    # this SDK must decode, so decoded extra members pass (see _one_of).
-    type: StorageType | None = attrs.field(
-        default=None, validator=_one_of(StorageType, decoded_ok=True)
-    )
+    type: StorageType | str | None = attrs.field(default=None, validator=_one_of(StorageType))
     access_key: str | None = attrs.field(default=None, repr=_redact)
-    auth_method: SftpAuthMethod | None = attrs.field(
-        default=None, validator=_one_of(SftpAuthMethod, decoded_ok=True)
+    auth_method: SftpAuthMethod | str | None = attrs.field(
+        default=None, validator=_one_of(SftpAuthMethod)
     )
     bucket: str | None = None
     host: str | None = None
     password: str | None = attrs.field(default=None, repr=_redact)
     path: str | None = None
-    port: int | None = None
+    port: int | None = attrs.field(default=None, validator=_int_range(0, 65_535))
     private_key: str | None = attrs.field(default=None, repr=_redact)
     region: str | None = None
     secret: str | None = attrs.field(default=None, repr=_redact)
@@ -299,6 +306,8 @@ class Meeting:
     status: MeetingStatus | None = None
     summarize_on_end: bool | None = None
     title: str | None = None
+    transcribe_on_end: bool | None = None
+    recording_config: RecordingConfig | None = None
 
 
 @attrs.frozen
@@ -326,15 +335,16 @@ class StopReason:
 class Recording:
     """One recording, as every endpoint returns it.
 
-    Only ``id``, ``invoked_time``, ``output_file_name`` and ``status`` are always
-    filled; the rest is ``None`` until the lifecycle fills it (see API-FACTS).
-    ``download_url`` is a presigned credential: do not log it.
+    Only ``id``, ``status``, ``invoked_time`` and ``output_file_name`` are always
+    filled (an answer without one of them, or with ``null``, is an
+    :class:`APIResponseValidationError`); the rest is ``None`` until the
+    lifecycle fills it. ``download_url`` is a presigned credential: do not log it.
     """
 
     id: str
     status: RecordingStatus
-    invoked_time: datetime | None = None
-    output_file_name: str | None = None
+    invoked_time: datetime
+    output_file_name: str
     audio_download_url: str | None = attrs.field(default=None, repr=False)
     download_url: str | None = attrs.field(default=None, repr=False)
     download_url_expiry: datetime | None = None
@@ -351,7 +361,10 @@ class Recording:
 
 @attrs.frozen
 class Paging:
-    """Offsets of a page within the full result (1-based, inclusive) and the total."""
+    """Offsets of a page within the full result and the total, as the server sent them.
+
+    The paginator trusts these and ``len(data)``, never the ``per_page`` it asked for.
+    """
 
     start_offset: int | None = None
     end_offset: int | None = None
@@ -371,8 +384,8 @@ class RecordingPage:
 
 @attrs.frozen
 class AudioConfig:
-    channel: AudioChannel | None = attrs.field(default=None, validator=_one_of(AudioChannel))
-    codec: AudioCodec | None = attrs.field(default=None, validator=_one_of(AudioCodec))
+    channel: AudioChannel | str | None = attrs.field(default=None, validator=_one_of(AudioChannel))
+    codec: AudioCodec | str | None = attrs.field(default=None, validator=_one_of(AudioCodec))
     export_file: bool | None = None
 
 
@@ -384,7 +397,7 @@ class WatermarkSize:
 
 @attrs.frozen
 class Watermark:
-    position: WatermarkPosition | None = attrs.field(
+    position: WatermarkPosition | str | None = attrs.field(
         default=None, validator=_one_of(WatermarkPosition)
     )
     size: WatermarkSize | None = None
@@ -393,7 +406,7 @@ class Watermark:
 
 @attrs.frozen
 class VideoConfig:
-    codec: VideoCodec | None = attrs.field(default=None, validator=_one_of(VideoCodec))
+    codec: VideoCodec | str | None = attrs.field(default=None, validator=_one_of(VideoCodec))
     export_file: bool | None = None
     height: int | None = attrs.field(default=None, validator=_int_range(1))
     width: int | None = attrs.field(default=None, validator=_int_range(1))
@@ -402,21 +415,37 @@ class VideoConfig:
 
 @attrs.frozen
 class InteractiveConfig:
-    type: InteractiveConfigType | None = attrs.field(
+    type: InteractiveConfigType | str | None = attrs.field(
         default=None, validator=_one_of(InteractiveConfigType)
     )
 
 
 @attrs.frozen
 class RealtimeKitBucketConfig:
-    """``enabled=False`` keeps files out of RealtimeKit's bucket (no download URLs)."""
+    """``enabled=False`` keeps files out of RealtimeKit's bucket (no download URLs).
 
-    enabled: bool | None = None
+    ``enabled`` is required by the API, so it is always sent.
+    """
+
+    enabled: bool = attrs.field(validator=_is_bool)
 
 
 @attrs.frozen
 class RtmpOutConfig:
     rtmp_url: str | None = None
+
+
+@attrs.frozen
+class RecordingConfig:
+    """A meeting's recording defaults (``Meeting.recording_config``; response only)."""
+
+    audio_config: AudioConfig | None = None
+    file_name_prefix: str | None = None
+    live_streaming_config: RtmpOutConfig | None = None
+    max_seconds: int | None = None
+    realtimekit_bucket_config: RealtimeKitBucketConfig | None = None
+    storage_config: StorageConfig | None = None
+    video_config: VideoConfig | None = None
 
 
 @attrs.frozen
@@ -440,24 +469,35 @@ class StartRecordingParams:
 
 @attrs.frozen
 class TrackOutput:
-    type: TrackOutputType = attrs.field(validator=_one_of(TrackOutputType))
+    type: TrackOutputType | str = attrs.field(validator=_one_of(TrackOutputType, optional=False))
     storage_config: StorageConfig | None = None
 
 
-def _outputs(value: Iterable[TrackOutput]) -> tuple[TrackOutput, ...]:
-    return tuple(value)
+def _outputs(value: Iterable[TrackOutput] | None) -> tuple[TrackOutput, ...] | None:
+    return None if value is None else tuple(value)
 
 
 @attrs.frozen
 class TrackLayer:
-    outputs: tuple[TrackOutput, ...] = attrs.field(converter=_outputs)
-    file_name_prefix: str | None = None
+    """One layer of a track recording.
+
+    Current API: ``file_name_prefix`` and ``media_kind``. The seed's (legacy)
+    API: ``outputs`` (and ``file_name_prefix``). One request uses one of them.
+    """
+
+    file_name_prefix: str | None = attrs.field(
+        default=None, validator=_optional_instance(str, "a string")
+    )
+    media_kind: MediaKind | str | None = attrs.field(default=None, validator=_one_of(MediaKind))
+    outputs: tuple[TrackOutput, ...] | None = attrs.field(default=None, converter=_outputs)
 
 
-def _non_empty_layers(
-    _inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, TrackLayer]
+def _layers(
+    _inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, TrackLayer] | None
 ) -> None:
-    if not value:
+    if value is None:
+        return
+    if not isinstance(value, Mapping) or not value:
         raise _fail(attribute, "needs at least one layer")
     for name, layer in value.items():
         if not isinstance(name, str) or not name:
@@ -466,35 +506,97 @@ def _non_empty_layers(
             raise _fail(attribute, f"layer {name!r} must be a TrackLayer")
 
 
+def _user_ids(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    if value is None or isinstance(value, str):
+        return value  # type: ignore[return-value]  # a bare string is refused by the validator
+    return tuple(value)
+
+
+MAX_TRACK_USER_IDS: Final = 100
+
+
+def _each_user_id(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, tuple):
+        raise _fail(attribute, f"must be a list of user ids, got {value!r}")
+    if len(value) > MAX_TRACK_USER_IDS:
+        raise _fail(attribute, f"at most {MAX_TRACK_USER_IDS} user ids, got {len(value)}")
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise _fail(attribute, f"user ids must be non-empty strings, got {item!r}")
+
+
 @attrs.frozen
 class StartTrackRecordingParams:
-    """Body of ``POST .../recordings/track``."""
+    """Body of ``POST .../recordings/track``, in either generation of the API.
+
+    Current: ``meeting_id``, optional ``layers`` of ``{file_name_prefix,
+    media_kind}`` and optional ``user_ids``. Legacy (the seed's): ``layers``
+    whose every layer has ``outputs``, and optional ``max_seconds``. The
+    arguments decide which body is sent; mixing them is a :class:`ValidationError`.
+    """
 
     meeting_id: str = attrs.field(validator=_non_empty_str)
-    layers: Mapping[str, TrackLayer] = attrs.field(validator=_non_empty_layers)
+    layers: Mapping[str, TrackLayer] | None = attrs.field(default=None, validator=_layers)
+    user_ids: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_user_ids, validator=_each_user_id
+    )
     max_seconds: int | None = attrs.field(
         default=None, validator=_int_range(MIN_MAX_SECONDS, MAX_MAX_SECONDS)
     )
+
+    def __attrs_post_init__(self) -> None:
+        layers = list((self.layers or {}).items())
+        legacy = [f"layers.{n}.outputs" for n, layer in layers if layer.outputs is not None]
+        current = [f"layers.{n}.media_kind" for n, layer in layers if layer.media_kind is not None]
+        if self.max_seconds is not None:
+            legacy.insert(0, "max_seconds")
+        if self.user_ids is not None:
+            current.insert(0, "user_ids")
+        if legacy and current:
+            raise ValidationError(
+                current[0],
+                f"belongs to the current track-recording body, {legacy[0]} to the legacy "
+                "one (layers with outputs, max_seconds): use one of them",
+            )
+        if legacy:
+            if not layers:
+                raise ValidationError("layers", "the legacy body (max_seconds) needs layers")
+            for name, layer in layers:
+                if not layer.outputs:
+                    raise ValidationError(
+                        f"layers.{name}.outputs",
+                        "the legacy body (outputs, max_seconds) needs at least one output "
+                        "in every layer",
+                    )
+
+    @property
+    def legacy(self) -> bool:
+        """Whether this is the seed's (legacy) body: layers with outputs, max_seconds."""
+        return self.max_seconds is not None or any(
+            layer.outputs is not None for layer in (self.layers or {}).values()
+        )
 
 
 @attrs.frozen
 class RecordingActionParams:
     """Body of ``PUT .../recordings/{recording_id}``."""
 
-    action: RecordingAction = attrs.field(validator=_one_of(RecordingAction))
+    action: RecordingAction | str = attrs.field(validator=_one_of(RecordingAction, optional=False))
 
 
-def _statuses(value: RecordingStatus | str | Any) -> tuple[RecordingStatus, ...]:
+def _statuses(value: RecordingStatus | str | Any) -> tuple[RecordingStatus | str, ...]:
     """Accept one status or an iterable of them (a bare string is one status)."""
     if value is None:
         return ()
-    if isinstance(value, str):
-        return (value,)  # type: ignore[return-value]  # checked by the validator
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return (value,)  # checked by the validator
     return tuple(value)
 
 
 def _each_status(_inst: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
-    check = _one_of(RecordingStatus)
+    check = _one_of(RecordingStatus, optional=False)
     for item in value:
         check(_inst, attribute, item)
 
@@ -504,7 +606,7 @@ class ListRecordingsParams:
     """Query of ``GET .../recordings``; turned into query pairs by ``_sansio``."""
 
     meeting_id: str | None = attrs.field(default=None, validator=_non_empty_str)
-    status: tuple[RecordingStatus, ...] = attrs.field(
+    status: tuple[RecordingStatus | str, ...] = attrs.field(
         default=(), converter=_statuses, validator=_each_status
     )
     search: str | None = attrs.field(default=None, validator=_optional_instance(str, "a string"))
@@ -514,8 +616,8 @@ class ListRecordingsParams:
     expired: bool | None = attrs.field(
         default=None, validator=_optional_instance(bool, "True or False")
     )
-    sort_by: SortBy | None = attrs.field(default=None, validator=_one_of(SortBy))
-    sort_order: SortOrder | None = attrs.field(default=None, validator=_one_of(SortOrder))
+    sort_by: SortBy | str | None = attrs.field(default=None, validator=_one_of(SortBy))
+    sort_order: SortOrder | str | None = attrs.field(default=None, validator=_one_of(SortOrder))
     page_no: int = attrs.field(default=1, validator=_int_range(1))
     per_page: int = attrs.field(default=100, validator=_int_range(1))
 

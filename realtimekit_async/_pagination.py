@@ -5,11 +5,22 @@ walk :meth:`RecordingPaginator.pages`. Once the first page tells the total,
 up to ``prefetch`` following pages are fetched concurrently while items are
 still yielded in order.
 
+The page arithmetic comes from the answers, never from the ``per_page`` asked
+for: servers cap it silently (ask 200, get 100), so the page size is what the
+first page brought (``len(data)``), and the last page is judged from each
+answer's ``paging`` (``total_count``, ``end_offset``).
+
 Offset paging has a weakness: when recordings are added or removed while the
 walk runs, the rest of the list shifts, so a page read later can hold repeats
 (dropped here by id) or can have lost an item into a page already read. Every
 page carries the list's total; when it moved during a pass, a repair pass walks
 again, in page order, from just before the lowest page cut after the move.
+
+Every walk ends: at the last page, at an empty page, at a page of repeats that
+nothing explains, and at the latest when it has read the pages its budget
+allows (:func:`~realtimekit_async._sansio.walk_budget`: eight times what the
+first answer implied plus 32, at most ``max_pages``), with a
+:class:`PaginationError`.
 """
 
 from __future__ import annotations
@@ -23,8 +34,9 @@ from typing import Any, Final
 
 import attrs
 
+from ._exceptions import PaginationError
 from ._models import Recording, RecordingPage
-from ._sansio import page_count
+from ._sansio import MAX_WALK_PAGES, last_page, page_count, walk_budget
 
 __all__ = ["RecordingPaginator"]
 
@@ -87,12 +99,10 @@ class _SeenIds:
         return fresh
 
 
-def _last_page(page: RecordingPage, page_no: int, per_page: int) -> int:
+def _last_page(page: RecordingPage, page_no: int, page_size: int) -> int:
     """The last page number worth asking for, judged from the page just read."""
-    total = page.paging.total_count
-    if total is None:  # no total: keep going while pages come back full
-        return page_no + 1 if len(page.data) >= per_page else page_no
-    return page_count(total, per_page)
+    paging = page.paging
+    return last_page(page_no, len(page.data), page_size, paging.total_count, paging.end_offset)
 
 
 def _grew(before: int | None, after: int | None) -> bool:
@@ -125,18 +135,29 @@ class RecordingPaginator:
     """A lazily fetched, auto-paginating list of recordings.
 
     Walks ``page_no`` upward from the requested page and stops at the last page
-    by ``paging.total_count`` (re-read from every page, since it changes while
-    recordings come and go), at an empty page, or at a page that holds nothing
-    new while the total did not grow (a server repeating itself). Within one
-    walk no recording is yielded twice; recordings a repair pass recovers (see
-    the module docstring) come after the rest.
+    by ``paging`` (re-read from every page, since it changes while recordings
+    come and go) at the page size the server actually sends, at an empty page,
+    at a page that holds nothing new while the total did not grow (a server
+    repeating itself), and at the latest at its page budget, with
+    :class:`PaginationError`. Within one walk no recording is yielded twice;
+    recordings a repair pass recovers (see the module docstring) come after the
+    rest.
     """
 
-    def __init__(self, fetch: FetchPage, *, page_no: int, per_page: int, prefetch: int) -> None:
+    def __init__(
+        self,
+        fetch: FetchPage,
+        *,
+        page_no: int,
+        per_page: int,
+        prefetch: int,
+        max_pages: int = MAX_WALK_PAGES,
+    ) -> None:
         self._fetch = fetch
         self._page_no = page_no
         self._per_page = per_page
         self._prefetch = prefetch
+        self._max_pages = max_pages
 
     def __await__(self) -> Generator[Any, None, RecordingPage]:
         return self._fetch(self._page_no).__await__()
@@ -152,9 +173,18 @@ class RecordingPaginator:
                     yield recording
 
     async def pages(self) -> AsyncGenerator[RecordingPage, None]:
-        """Yield every page in order, each holding only recordings not yielded before."""
+        """Yield every page in order, each holding only recordings not yielded before.
+
+        Raises :class:`PaginationError` when the server keeps sending pages past
+        the walk's budget (after every page read so far was yielded).
+        """
         seen = _SeenIds()
-        walk = _Pass(start=self._page_no, prefetch=self._prefetch, known_until=0)
+        walk = _Pass(
+            start=self._page_no,
+            prefetch=self._prefetch,
+            known_until=0,
+            budget=_Budget(limit=self._max_pages, ceiling=self._max_pages),
+        )
         for _ in range(1 + MAX_REPAIR_PASSES):
             async with contextlib.aclosing(self._pass(walk, seen)) as pages:
                 async for page in pages:
@@ -165,14 +195,20 @@ class RecordingPaginator:
             # recordings forward (they are dropped as repeats); up to the furthest
             # page read before, pages of repeats are expected and do not end it.
             walk = _Pass(
-                start=max(self._page_no, walk.repair_from), prefetch=1, known_until=walk.furthest
+                start=max(self._page_no, walk.repair_from),
+                prefetch=1,
+                known_until=walk.furthest,
+                budget=walk.budget,
+                page_size=walk.page_size,
             )
 
     async def _pass(self, walk: _Pass, seen: _SeenIds) -> AsyncGenerator[RecordingPage, None]:
         """One walk from ``walk.start``, noting in ``walk`` where a repair must start."""
         answered: list[tuple[int, int | None]] = []
+        budget = walk.budget
 
         async def fetch(number: int) -> RecordingPage:
+            budget.spend(number)
             page = await self._fetch(number)
             answered.append((number, page.paging.total_count))
             return page
@@ -186,12 +222,17 @@ class RecordingPaginator:
         page_no = walk.furthest = walk.start
         page = await fetch(page_no)
         previous = page.paging.total_count
+        if walk.page_size is None:
+            # The server's page size is what it sent, never more than was asked for.
+            walk.page_size = min(self._per_page, len(page.data)) or self._per_page
+            budget.expect(page.paging.total_count, walk.page_size)
+        size = walk.page_size
         part = fresh_part(page)
         if part.data:
             yield part
         elif not page.data or page_no > walk.known_until:
             return
-        last = _last_page(page, page_no, self._per_page)
+        last = _last_page(page, page_no, size)
         repeats = 0
         window: deque[asyncio.Future[RecordingPage]] = deque()
         next_no = page_no + 1
@@ -218,7 +259,7 @@ class RecordingPaginator:
                 else:
                     return  # nothing new and nothing explains it: the server repeats itself
                 previous = total
-                last = _last_page(page, page_no, self._per_page)
+                last = _last_page(page, page_no, size)
         finally:
             # Runs on exhaustion, on error, and (via the event loop's async-generator
             # finaliser) when the caller breaks out early. It must not await: it may
@@ -226,7 +267,37 @@ class RecordingPaginator:
             for task in window:
                 task.add_done_callback(_retrieve)
                 task.cancel()
-            walk.repair_from = repair_start(answered, self._per_page)
+            # The server's page size: a capped one shifts pages further per moved item.
+            walk.repair_from = repair_start(answered, walk.page_size or self._per_page)
+
+
+@attrs.define
+class _Budget:
+    """How many pages a walk (all its passes) may still read; see :func:`walk_budget`."""
+
+    limit: int
+    ceiling: int
+    spent: int = 0
+    said: str = "no total"
+
+    def expect(self, total: int | None, page_size: int) -> None:
+        """Set the limit from the first answer's total and page size."""
+        expected = None if total is None else page_count(max(0, total), page_size)
+        self.limit = walk_budget(expected, self.ceiling)
+        if total is not None:
+            self.said = f"{total} recordings in pages of {page_size}"
+
+    def spend(self, page_no: int) -> None:
+        """Count one page read; raises :class:`PaginationError` past the limit."""
+        if self.spent >= self.limit:
+            raise PaginationError(
+                f"GET recordings: the list walk read {self.spent} pages and page {page_no} "
+                f"would go past its bound of {self.limit} (the first answer said "
+                f"{self.said}): the server keeps sending new pages",
+                pages=self.spent,
+                method="GET",
+            )
+        self.spent += 1
 
 
 @attrs.define
@@ -237,6 +308,10 @@ class _Pass:
     prefetch: int
     #: Pages up to here were read by an earlier pass: repeats there are expected.
     known_until: int
+    #: Shared by every pass of one walk.
+    budget: _Budget
+    #: The server's page size, from the walk's first answer.
+    page_size: int | None = None
     #: Where a repair pass must start, when the list changed during this one.
     repair_from: int | None = None
     furthest: int = 0

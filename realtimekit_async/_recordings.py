@@ -31,7 +31,14 @@ from ._models import (
     check_int,
 )
 from ._pagination import RecordingPaginator
-from ._sansio import action_applied, check_id, encode_json, list_query, redact
+from ._sansio import (
+    MAX_WALK_PAGES,
+    action_applied,
+    check_id,
+    encode_json,
+    list_query,
+    redact,
+)
 from ._waiting import wait_for_recording
 
 if TYPE_CHECKING:
@@ -108,18 +115,21 @@ class Recordings:
         start_time: datetime | None = None,
         end_time: datetime | None = None,
         expired: bool | None = None,
-        sort_by: SortBy | None = None,
-        sort_order: SortOrder | None = None,
+        sort_by: SortBy | str | None = None,
+        sort_order: SortOrder | str | None = None,
         page_no: int = 1,
         per_page: int = DEFAULT_PER_PAGE,
         prefetch: int = DEFAULT_PREFETCH,
+        max_pages: int = MAX_WALK_PAGES,
         app_id: str | None = None,
     ) -> RecordingPaginator:
         """List recordings, newest filters first; ``await`` for one page, ``async for`` for all.
 
         ``status`` is one status or several (sent as repeated ``status=`` keys).
-        ``prefetch`` bounds how many pages are fetched ahead concurrently.
-        Raises :class:`ValidationError` at once for bad arguments.
+        ``prefetch`` bounds how many pages are fetched ahead concurrently;
+        ``max_pages`` caps how many pages one walk reads (it raises
+        :class:`PaginationError` past its bound). Raises :class:`ValidationError`
+        at once for bad arguments.
         """
         params = ListRecordingsParams(
             meeting_id=meeting_id,
@@ -134,13 +144,16 @@ class Recordings:
             per_page=per_page,
         )
         check_int("prefetch", prefetch, 1)
+        check_int("max_pages", max_pages, 1)
         self._client._url(app_id, ())  # fail now, not on first await, if app_id is missing
 
         async def fetch(number: int) -> RecordingPage:
             query = list_query(attrs.evolve(params, page_no=number))
             return await self._call("GET", (), RecordingPage, app_id=app_id, query=query)
 
-        return RecordingPaginator(fetch, page_no=page_no, per_page=per_page, prefetch=prefetch)
+        return RecordingPaginator(
+            fetch, page_no=page_no, per_page=per_page, prefetch=prefetch, max_pages=max_pages
+        )
 
     async def start(
         self,
@@ -200,7 +213,7 @@ class Recordings:
         the answer; otherwise the error is raised.
         """
         segments = (check_id("recording_id", recording_id),)
-        body = RecordingActionParams(action=action)  # type: ignore[arg-type]  # validated
+        body = RecordingActionParams(action=action)
         try:
             return await self._call("PUT", segments, Recording, app_id=app_id, body=body)
         except (BadRequestError, ConflictError) as exc:
@@ -227,21 +240,33 @@ class Recordings:
         self,
         meeting_id: str,
         *,
-        layers: Mapping[str, TrackLayer],
+        layers: Mapping[str, TrackLayer] | None = None,
+        user_ids: Iterable[str] | None = None,
         max_seconds: int | None = None,
         app_id: str | None = None,
     ) -> Recording | None:
         """Start a track recording; returns the recording when the API sends one back.
 
-        Not idempotent, retried like :meth:`start`.
+        The arguments pick the body: the current API's (``layers`` of
+        ``TrackLayer(file_name_prefix=..., media_kind=...)``, ``user_ids``) or the
+        legacy one (``layers`` of ``TrackLayer(outputs=[...])``, ``max_seconds``);
+        mixing them raises :class:`ValidationError` before anything is sent. The
+        answer may be ``data.recording`` (current), a recording in ``data``
+        (legacy) or carry none (``None``). Not idempotent, retried like :meth:`start`.
         """
         body = StartTrackRecordingParams(
-            meeting_id=meeting_id, layers=layers, max_seconds=max_seconds
+            meeting_id=meeting_id,
+            layers=layers,
+            user_ids=user_ids,  # the converter makes it a tuple
+            max_seconds=max_seconds,
         )
         segments = ("track",)
         doc = await self._send("POST", segments, app_id=app_id, body=body, idempotent=False)
-        if doc.get("data") is None:
+        data = doc.get("data")
+        if data is None:
             return None
+        if isinstance(data, dict) and "recording" in data and "id" not in data:
+            doc = {"data": data["recording"]}  # the current API's {"data": {"recording": ...}}
         return _decode(doc, Recording, method="POST", segments=segments)
 
     async def wait_for(

@@ -231,10 +231,13 @@ def unwrap(
 
     Raises :class:`APIStatusError` (a subclass by status) for error statuses and
     for ``success: false`` on a 2xx, and :class:`APIResponseValidationError` for
-    a 2xx body that is not a JSON object (redacted as :func:`status_error` is).
+    a 2xx body that is not a JSON object (redacted as :func:`status_error` is). An
+    empty 2xx body is an empty envelope.
     """
     if not 200 <= status < 300:
         raise status_error(status, headers, body, method=method, path=path, secrets=secrets)
+    if not body.strip():
+        return {}  # no body (the legacy track start documents none); callers judge it
     doc = try_decode_json(body)
     if not isinstance(doc, dict):
         body = redact_body(body, secrets)
@@ -389,7 +392,9 @@ ACTION_OUTCOMES: Final[Mapping[RecordingAction, frozenset[RecordingStatus]]] = {
 
 def action_applied(action: RecordingAction | str, status: RecordingStatus | str) -> bool:
     """Whether a recording in ``status`` shows that ``action`` has been carried out."""
-    return status in ACTION_OUTCOMES.get(RecordingAction(action), frozenset())
+    # A StrEnum member hashes like its string, so a plain "stop" finds its entry;
+    # an action newer than this SDK has no known outcome.
+    return status in ACTION_OUTCOMES.get(action, frozenset())  # type: ignore[arg-type]
 
 
 # -- paging ----------------------------------------------------------------------------
@@ -398,3 +403,41 @@ def action_applied(action: RecordingAction | str, status: RecordingStatus | str)
 def page_count(total_count: int, per_page: int) -> int:
     """Number of pages needed for ``total_count`` items at ``per_page`` a page."""
     return max(0, -(-total_count // per_page))
+
+
+def last_page(
+    page_no: int, count: int, page_size: int, total: int | None, end_offset: int | None
+) -> int:
+    """The last page number worth asking for, judged from the answer for ``page_no``.
+
+    ``count`` is ``len(data)`` and ``page_size`` the server's page size as seen in
+    its answers (never more than it sends: servers cap ``per_page`` silently). With
+    a total, the larger of two readings wins, since asking one page too many only
+    costs an empty answer while one too few loses recordings: the pages the total
+    needs at ``page_size``, and this page plus what ``end_offset`` leaves. Without
+    a total, one more page while pages come back full.
+    """
+    if total is None:
+        return page_no + 1 if count >= page_size else page_no
+    last = page_count(total, page_size)
+    if end_offset is not None:
+        last = max(last, page_no + page_count(total - end_offset, page_size))
+    return last
+
+
+#: The most pages one walk reads (100 a page: a million recordings), however it goes.
+MAX_WALK_PAGES: Final = 10_000
+
+
+def walk_budget(pages_expected: int | None, max_pages: int = MAX_WALK_PAGES) -> int:
+    """How many pages one walk may read, from what the first answer made it expect.
+
+    A list that changes while it is walked needs more than it first said (repair
+    passes re-read pages too), so the walk gets eight times the expected pages
+    plus 32; one that never gives a total gets ``max_pages``, which also caps
+    every walk. A server that keeps inventing pages past it gets a
+    :class:`PaginationError`, not an endless walk.
+    """
+    if pages_expected is None:
+        return max_pages
+    return min(max_pages, 8 * pages_expected + 32)

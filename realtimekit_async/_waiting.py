@@ -130,10 +130,16 @@ def wanted_statuses(
     status: RecordingStatus | str | Iterable[RecordingStatus | str],
 ) -> frozenset[RecordingStatus]:
     """Validate one status or several; raises :class:`ValidationError` for unknown or none."""
-    # The list filter's own validation, so both accept exactly the same input.
+    # The list filter's own validation, which also admits statuses newer than this
+    # SDK; a wait must know what each status means, so here only known ones pass.
     parsed = ListRecordingsParams(status=status).status
     if not parsed:
         raise ValidationError("status", "needs at least one status")
+    known = RecordingStatus._value2member_map_
+    for s in parsed:
+        if s not in known:
+            allowed = ", ".join(repr(m.value) for m in RecordingStatus)
+            raise ValidationError("status", f"{s!r} is not one of {allowed}")
     return frozenset(RecordingStatus(s) for s in parsed)
 
 

@@ -192,15 +192,15 @@ ROWS: list[Row] = [
     # -- recordings.list -------------------------------------------------------------------
     Row(
         "recordings.list(...)",
-        '`status="FINISHED"`',
-        lambda c: c.recordings.list(status="FINISHED"),
-        f"status: 'FINISHED' is not one of {STATUSES}",
+        "`status=5`",
+        lambda c: c.recordings.list(status=5),  # type: ignore[arg-type]
+        f"status: 5 is not one of {STATUSES} (or a newer value's string)",
     ),
     Row(
         "recordings.list(...)",
         '`status=["UPLOADED", 5]`',
         lambda c: c.recordings.list(status=["UPLOADED", 5]),  # type: ignore[list-item]
-        f"status: 5 is not one of {STATUSES}",
+        f"status: 5 is not one of {STATUSES} (or a newer value's string)",
     ),
     Row(
         "recordings.list(...)",
@@ -234,15 +234,15 @@ ROWS: list[Row] = [
     ),
     Row(
         "recordings.list(...)",
-        '`sort_by="name"`',
-        lambda c: c.recordings.list(sort_by="name"),  # type: ignore[arg-type]
-        "sort_by: 'name' is not one of 'invokedTime'",
+        '`sort_by=""`',
+        lambda c: c.recordings.list(sort_by=""),
+        "sort_by: '' is not one of 'invokedTime' (or a newer value's string)",
     ),
     Row(
         "recordings.list(...)",
-        '`sort_order="UP"`',
-        lambda c: c.recordings.list(sort_order="UP"),  # type: ignore[arg-type]
-        "sort_order: 'UP' is not one of 'ASC', 'DESC'",
+        "`sort_order=True`",
+        lambda c: c.recordings.list(sort_order=True),  # type: ignore[arg-type]
+        "sort_order: True is not one of 'ASC', 'DESC' (or a newer value's string)",
     ),
     Row(
         "recordings.list(...)",
@@ -319,15 +319,15 @@ ROWS: list[Row] = [
     ),
     Row(
         "recordings.start(...)",
-        '`audio_config=AudioConfig(codec="OGG")`',
-        lambda c: c.recordings.start("m", audio_config=AudioConfig(codec="OGG")),  # type: ignore[arg-type]
-        "codec: 'OGG' is not one of 'MP3', 'AAC'",
+        "`audio_config=AudioConfig(codec=3)`",
+        lambda c: c.recordings.start("m", audio_config=AudioConfig(codec=3)),  # type: ignore[arg-type]
+        "codec: 3 is not one of 'MP3', 'AAC' (or a newer value's string)",
     ),
     Row(
         "recordings.start(...)",
-        '`storage_config=StorageConfig(type="r2")`',
-        lambda c: c.recordings.start("m", storage_config=StorageConfig(type="r2")),  # type: ignore[arg-type]
-        "type: 'r2' is not one of 'aws', 'azure', 'digitalocean', 'gcs', 'sftp'",
+        "`storage_config=StorageConfig(type=[])`",
+        lambda c: c.recordings.start("m", storage_config=StorageConfig(type=[])),  # type: ignore[arg-type]
+        "type: [] is not one of 'aws', 'azure', 'digitalocean', 'gcs', 'sftp' (or a newer value's string)",
     ),
     Row(
         "recordings.start_track(...)",
@@ -342,16 +342,23 @@ ROWS: list[Row] = [
         "layers: layer 'a' must be a TrackLayer",
     ),
     Row(
+        "recordings.start_track(...)",
+        '`user_ids=["u"]` with `max_seconds=60`',
+        lambda c: c.recordings.start_track("m", user_ids=["u"], max_seconds=60),
+        "user_ids: belongs to the current track-recording body, max_seconds to the legacy "
+        "one (layers with outputs, max_seconds): use one of them",
+    ),
+    Row(
         "TrackOutput(...)",
-        '`type="S3"`',
-        lambda _c: TrackOutput(type="S3"),  # type: ignore[arg-type]
-        "type: 'S3' is not one of 'REALTIMEKIT_BUCKET', 'STORAGE_CONFIG'",
+        "`type=None`",
+        lambda _c: TrackOutput(type=None),  # type: ignore[arg-type]
+        "type: None is not one of 'REALTIMEKIT_BUCKET', 'STORAGE_CONFIG' (or a newer value's string)",
     ),
     Row(
         "recordings.pause_resume_stop(...)",
-        '`action="rewind"`',
-        lambda c: c.recordings.pause_resume_stop("r", "rewind"),
-        "action: 'rewind' is not one of 'stop', 'pause', 'resume'",
+        "`action=1`",
+        lambda c: c.recordings.pause_resume_stop("r", 1),  # type: ignore[arg-type]
+        "action: 1 is not one of 'stop', 'pause', 'resume' (or a newer value's string)",
     ),
     Row(
         "recordings.stop/pause/resume(...)",
@@ -484,9 +491,9 @@ ROWS: list[Row] = [
     ),
     Row(
         "export_recordings(...)",
-        '`status="DONE"`',
-        lambda c: export_recordings(c, "unused", status="DONE"),
-        f"status: 'DONE' is not one of {STATUSES}",
+        "`status=[1]`",
+        lambda c: export_recordings(c, "unused", status=[1]),  # type: ignore[list-item]
+        f"status: 1 is not one of {STATUSES} (or a newer value's string)",
     ),
     Row(
         "export_recordings(...)",

@@ -570,7 +570,7 @@ async def test_bad_arguments_fail_before_any_request(tmp_path: Path) -> None:
             {"concurrency": True},
             {"url_expiry_margin": -1},
             {"read_timeout": 0},
-            {"status": "NOPE"},
+            {"status": [None]},
         ]
         for kwargs in bad:
             with pytest.raises(ValidationError):

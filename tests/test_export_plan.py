@@ -159,6 +159,7 @@ def recording(**overrides: object) -> Recording:
     fields: dict[str, object] = {
         "id": UUID,
         "status": "UPLOADED",
+        "invoked_time": "2025-01-01T00:00:00.000Z",
         "output_file_name": "m.mp4",
         "download_url": "https://s.example/v?sig=1",
         "file_size": 123,

@@ -138,9 +138,9 @@ async def test_listing_matches_the_emulator(emu: Emulator, client: RealtimeKit) 
 
 
 async def test_time_window_and_sort(emu: Emulator, client: RealtimeKit) -> None:
-    asc = [r async for r in client.recordings.list(sort_order="ASC", per_page=50)]  # type: ignore[arg-type]
+    asc = [r async for r in client.recordings.list(sort_order="ASC", per_page=50)]
     times = [r.invoked_time for r in asc]
-    assert times == sorted(times)  # type: ignore[type-var]
+    assert times == sorted(times)
     middle = asc[len(asc) // 2].invoked_time
     assert middle is not None
     later = [r async for r in client.recordings.list(start_time=middle)]
@@ -169,11 +169,33 @@ async def test_bad_token(emu: Emulator) -> None:
 
 
 async def test_bad_paging_is_rejected_by_the_server(emu: Emulator, client: RealtimeKit) -> None:
-    # The SDK validates per_page >= 1 itself; the emulator's own cap is 100.
+    # The SDK only sends sensible paging; a raw request shows the server's own check.
     from realtimekit_async import BadRequestError
 
-    with pytest.raises(BadRequestError):
-        await client.recordings.list(per_page=1000)
+    with pytest.raises(BadRequestError, match="per_page must be a number >= 0"):
+        await client._request("GET", (), query=[("per_page", "-1")])
+
+
+@pytest.mark.parametrize("prefetch", [1, 2, 8])
+@pytest.mark.parametrize(("cap", "asked"), [(7, 20), (100, 250)])
+async def test_a_server_capping_per_page_silently_loses_nothing(
+    prefetch: int, cap: int, asked: int
+) -> None:
+    async with Emulator(
+        recordings=230, speed=0, max_per_page=cap, default_per_page=min(cap, 20)
+    ) as emu:
+        expected = [
+            r.id
+            for r in sorted(
+                emu.store.recordings.values(), key=lambda r: (r.invoked_ms, r.id), reverse=True
+            )
+        ]
+        async with emulator_client(emu) as rtk:
+            first = await rtk.recordings.list(per_page=asked)
+            assert len(first.data) == cap  # the cap is silent: no error, fewer items
+            got = [r.id async for r in rtk.recordings.list(per_page=asked, prefetch=prefetch)]
+        assert got == expected
+        assert emu.stats.requests["list_recordings"] <= 1 + -(-230 // cap) + prefetch
 
 
 async def test_retries_through_injected_faults() -> None:

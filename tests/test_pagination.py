@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,9 +15,12 @@ from realtimekit_async._pagination import RecordingPaginator, repair_start
 
 from .conftest import RECORDINGS, ok, recording_json, sent
 
+# A recording always has an invocation time and a file name.
+INVOKED = datetime(2025, 1, 1, tzinfo=UTC)
+
 
 def rec(i: int | str) -> Recording:
-    return Recording(id=str(i), status=RecordingStatus.UPLOADED)
+    return Recording(str(i), RecordingStatus.UPLOADED, INVOKED, "r.mp4")
 
 
 class FakeServer:
@@ -244,3 +248,64 @@ async def test_a_walk_without_changes_reads_each_page_once() -> None:
     server = FakeServer(list(range(95)), 10)
     assert await ids_of(server.paginator(prefetch=4)) == [str(i) for i in range(95)]
     assert sorted(server.requested) == list(range(1, 11))
+
+
+class CappingServer(FakeServer):
+    """A server that silently serves at most ``cap`` a page, whatever was asked for."""
+
+    def __init__(self, ids: list[int], cap: int, *, offsets: bool = True) -> None:
+        super().__init__(ids, cap)
+        self.offsets = offsets
+
+    async def fetch(self, page_no: int) -> RecordingPage:
+        page = await super().fetch(page_no)
+        if self.offsets:
+            return page
+        return RecordingPage(data=page.data, paging=Paging(total_count=page.paging.total_count))
+
+
+@pytest.mark.parametrize("prefetch", [1, 3, 8])
+@pytest.mark.parametrize("offsets", [True, False])
+@pytest.mark.parametrize(("count", "cap", "asked"), [(250, 100, 200), (23, 5, 7), (5, 5, 100)])
+async def test_a_silently_capped_page_size_skips_nothing(
+    count: int, cap: int, asked: int, offsets: bool, prefetch: int
+) -> None:
+    # The old arithmetic used the size asked for: 250 at "200 a page" is 2 pages,
+    # and the walk ended after recording 200.
+    server = CappingServer(list(range(count)), cap, offsets=offsets)
+    walk = RecordingPaginator(server.fetch, page_no=1, per_page=asked, prefetch=prefetch)
+    assert await ids_of(walk) == [str(i) for i in range(count)]
+    assert sorted(set(server.requested)) == list(range(1, -(-count // cap) + 1))
+
+
+@pytest.mark.parametrize("prefetch", [1, 4])
+async def test_a_capped_page_size_without_a_total_skips_nothing(prefetch: int) -> None:
+    server = CappingServer(list(range(250)), 100)
+    server.total_override = None
+
+    async def no_total(page_no: int) -> RecordingPage:
+        page = await CappingServer.fetch(server, page_no)
+        return RecordingPage(data=page.data, paging=Paging())
+
+    walk = RecordingPaginator(no_total, page_no=1, per_page=200, prefetch=prefetch)
+    assert await ids_of(walk) == [str(i) for i in range(250)]
+
+
+async def test_a_repair_pass_after_a_capped_walk_recovers_what_slid_back() -> None:
+    # Twelve removals during a walk on a server capping 10 a page (asked: 100): what
+    # was behind the cursor slid back more than a page, so the repair must count in
+    # the pages of 10 the server really sends (with 100 it started a page too late).
+    server = CappingServer(list(range(60)), 10)
+    removed = False
+
+    def remove_one(page_no: int) -> None:
+        nonlocal removed
+        if page_no == 4 and not removed:
+            removed = True
+            del server.ids[:12]  # everything after them slides back twelve places
+
+    server.before_page = remove_one
+    walk = RecordingPaginator(server.fetch, page_no=1, per_page=100, prefetch=1)
+    got = await ids_of(walk)
+    assert sorted(got, key=int) == [str(i) for i in range(60)]
+    assert len(got) == len(set(got))

@@ -16,7 +16,7 @@ import math
 import types
 import typing
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -371,8 +371,12 @@ def test_any_damage_is_decoded_or_a_response_validation_error(
 # -- the paginator under churn --------------------------------------------------------------
 
 
+# A recording always has an invocation time and a file name.
+INVOKED = datetime(2025, 1, 1, tzinfo=UTC)
+
+
 def _rec(item: int) -> Recording:
-    return Recording(id=str(item), status=RecordingStatus.UPLOADED)
+    return Recording(str(item), RecordingStatus.UPLOADED, INVOKED, "r.mp4")
 
 
 class ChurningServer:

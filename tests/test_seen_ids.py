@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -12,9 +13,12 @@ from realtimekit_async import _pagination
 from realtimekit_async._models import Paging, Recording, RecordingPage, RecordingStatus
 from realtimekit_async._pagination import RecordingPaginator, _compact_id, _SeenIds
 
+# A recording always has an invocation time and a file name.
+INVOKED = datetime(2025, 1, 1, tzinfo=UTC)
+
 
 def rec(rid: str) -> Recording:
-    return Recording(id=rid, status=RecordingStatus.UPLOADED)
+    return Recording(rid, RecordingStatus.UPLOADED, INVOKED, "r.mp4")
 
 
 _uuids = st.uuids().map(str)

@@ -26,12 +26,33 @@ Example::
 
 For pytest, see :mod:`realtimekit_async.emulator.pytest_plugin`.
 
-Behaviour where the public reference leaves room (all configurable on
+Answers follow the published schema (the SDK's test suite validates every one
+against a copy of it); requests the schema rejects (wrong types, values outside
+its enums or ranges, nested configs missing a required key such as
+``realtimekit_bucket_config.enabled``) answer 400 in the RealtimeKit error
+shape. Where the schema and the seed (the older Go SDK reference) differ, the
+emulator follows the schema and still accepts the seed's requests:
+
+* start answers 200 (``start_status``);
+* track start accepts the current body (``meeting_id``, ``layers`` of
+  ``{file_name_prefix, media_kind}``, ``user_ids``) and the seed's
+  (``layers.*.outputs[]``, ``max_seconds``), not a mix; it answers
+  ``{"data": {"recording": ...}}`` (``track_response="legacy"``: the recording
+  in ``data``; ``"none"``: no ``data``, as the seed documents no answer);
+* ``stop_reason``/``start_reason`` are objects, left out while unset; caller
+  ``user_Id`` is a UUID (the app id, or one derived from it).
+
+Behaviour where the schema leaves room (all configurable on
 :class:`Emulator` unless noted):
 
-* start answers 201 (``start_status``); track start answers 200;
-* ``per_page`` defaults to 20, maximum 100 (``default_per_page``,
-  ``max_per_page``); ``page_no``/``per_page`` accept integral numbers ("2.0");
+* ``page_no``/``per_page`` are any numbers >= 0 (the schema's only rule):
+  fractions are floored, ``page_no`` 0 and 1 both mean the first page,
+  ``per_page`` 0 means the default (20, ``default_per_page``), and a
+  ``per_page`` above ``max_per_page`` (100) is silently capped to it, as such
+  servers do (set ``max_per_page`` low to test a client against capping);
+  anything negative or not a number answers 400;
+* meeting ids are not checked to be UUIDs (the schema's ``format``), so tests
+  may use short ones (the suite's schema check tolerates those ids only);
 * ``paging`` offsets are 1-based and inclusive with ``end_offset - start_offset
   + 1 == len(data)``: an empty page has ``end_offset == start_offset - 1``;
 * ``expired`` only matches recordings that have a ``download_url_expiry``;

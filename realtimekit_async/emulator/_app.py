@@ -238,7 +238,11 @@ async def _start_track(request: web.Request) -> web.Response:
     ctx = request.app[CTX_KEY]
     rec = ctx.store.start(parse_track_body(await _json_body(request)))
     ctx.stats.starts_by_meeting[rec.meeting_id] += 1
-    return _ok(_render(ctx, rec, "detail"))
+    if ctx.track_response == "none":
+        return web.json_response({"success": True})
+    # The schema's data.recording is the bare recording, without the detail view's extras.
+    data = _render(ctx, rec, "active")
+    return _ok({"recording": data} if ctx.track_response == "current" else data)
 
 
 async def _get_active(request: web.Request) -> web.Response:

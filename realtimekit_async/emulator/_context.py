@@ -6,7 +6,7 @@ import collections
 import contextvars
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 from aiohttp import web
@@ -24,8 +24,15 @@ __all__ = [
     "EmulatorContext",
     "EmulatorStats",
     "StorageRequest",
+    "TRACK_RESPONSES",
     "TRUNCATE",
+    "TrackResponse",
 ]
+
+#: How a track start answers: the schema's ``data.recording``, the seed's flat
+#: recording in ``data``, or no ``data`` at all.
+TrackResponse = Literal["current", "legacy", "none"]
+TRACK_RESPONSES: tuple[TrackResponse, ...] = ("current", "legacy", "none")
 
 # Set by the fault middleware for the handler it wraps (a ContextVar rather than a
 # request key so this works on aiohttp versions without web.RequestKey).
@@ -80,7 +87,8 @@ class EmulatorContext:
     rate_limit_headers: str = "ietf"
     latency: float = 0.0
     extra_fields: bool = False
-    start_status: int = 201
+    start_status: int = 200
+    track_response: TrackResponse = "current"
     public_key_literal_newlines: bool = False
     storage_requests: list[StorageRequest] = attrs.field(factory=list)
     ray_counter: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))

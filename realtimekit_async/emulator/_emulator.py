@@ -17,7 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ._app import API_PREFIX, RATE_LIMIT_HEADER_STYLES, WELL_KNOWN_PATH, build_api_app
 from ._clock import EmulatedClock
-from ._context import EmulatorContext, EmulatorStats, StorageRequest
+from ._context import (
+    TRACK_RESPONSES,
+    EmulatorContext,
+    EmulatorStats,
+    StorageRequest,
+    TrackResponse,
+)
 from ._faults import (
     FaultConfig,
     FaultSchedule,
@@ -30,7 +36,7 @@ from ._seed import generate_seed_data
 from ._serialize import View, recording_json
 from ._state import STATUSES, LifecycleConfig, Meeting, Recording, RecordingStore
 from ._storage import UrlSigner, build_storage_app, file_size_for
-from ._util import datetime_to_ms
+from ._util import caller_id, datetime_to_ms
 from ._webhooks import (
     WebhookDelivery,
     WebhookFaults,
@@ -73,9 +79,12 @@ class Emulator:
       :meth:`advance` moves it), ``start_time`` (default: now), ``start_delay``
       (2), ``upload_delay`` (3), ``min_duration`` (5), ``url_ttl`` (7 days) --
       all emulated seconds; ``tick_interval`` is the ticker's real period;
-    * API behaviour: ``bytes_per_second``, ``default_per_page`` (20),
-      ``max_per_page`` (100), ``auto_create_meetings``, ``auto_stop_reason``,
-      ``start_status`` (201), ``extra_fields`` (add unknown JSON keys),
+    * API behaviour: ``bytes_per_second``, ``default_per_page`` (20, also for
+      ``per_page=0``), ``max_per_page`` (100; a larger ``per_page`` is silently
+      capped to it), ``auto_create_meetings``, ``auto_stop_reason``,
+      ``start_status`` (200), ``track_response`` (``"current"``:
+      ``data.recording``; ``"legacy"``: the recording in ``data``; ``"none"``: no
+      ``data``), ``extra_fields`` (add unknown JSON keys),
       ``public_key_literal_newlines``;
     * network: ``faults`` (:class:`FaultConfig`), ``latency`` (real seconds);
     * rate limits, per token, in real seconds: ``rate_limit`` (one or several
@@ -116,7 +125,8 @@ class Emulator:
         max_per_page: int = 100,
         auto_create_meetings: bool = True,
         auto_stop_reason: str = "ALL_PEERS_LEFT",
-        start_status: int = 201,
+        start_status: int = 200,
+        track_response: TrackResponse = "current",
         extra_fields: bool = False,
         public_key_literal_newlines: bool = False,
         faults: FaultConfig | None = None,
@@ -135,6 +145,8 @@ class Emulator:
     ) -> None:
         if not 1 <= default_per_page <= max_per_page:
             raise ValueError("need 1 <= default_per_page <= max_per_page")
+        if track_response not in TRACK_RESPONSES:
+            raise ValueError(f"track_response must be one of {', '.join(TRACK_RESPONSES)}")
         unknown = set(webhook_statuses) - set(STATUSES)
         if unknown:
             raise ValueError(f"unknown webhook statuses {sorted(unknown)}")
@@ -164,7 +176,7 @@ class Emulator:
             max_per_page=max_per_page,
             auto_create_meetings=auto_create_meetings,
         )
-        caller = {"name": app_name, "type": "ORGANIZATION", "user_Id": app_id}
+        caller = {"name": app_name, "type": "ORGANIZATION", "user_Id": caller_id(app_id)}
         self.store = RecordingStore(
             self.clock,
             self.config,
@@ -196,6 +208,7 @@ class Emulator:
             latency=latency,
             extra_fields=extra_fields,
             start_status=start_status,
+            track_response=track_response,
             public_key_literal_newlines=public_key_literal_newlines,
             ray_prefix=random.Random(seed).getrandbits(40) << 20,
         )

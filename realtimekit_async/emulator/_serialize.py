@@ -37,7 +37,8 @@ def meeting_json(meeting: Meeting, *, extra_fields: bool = False) -> dict[str, A
         "title": meeting.title,
     }
     if extra_fields:
-        data["recording_config"] = {"max_seconds": 86400, "file_name_prefix": None}
+        data["recording_config"] = {"max_seconds": 86400, "file_name_prefix": "recording"}
+        data["transcribe_on_end"] = False
     return data
 
 
@@ -52,7 +53,8 @@ def recording_json(
     """A recording as the API renders it; nullable keys are present with ``null``.
 
     ``list`` adds ``meeting`` (and ``storage_config`` when set); ``detail`` adds
-    ``start_reason``, ``stop_reason`` and ``storage_config`` (null when unset);
+    ``start_reason`` and ``stop_reason`` (objects, left out while unset: the
+    schema has no null for them) and ``storage_config`` (null when unset);
     ``active`` is the bare recording, as the reference shows for that endpoint.
     """
     video, audio = download_urls(rec, url_for)
@@ -75,12 +77,14 @@ def recording_json(
         if rec.storage_config is not None:
             data["storage_config"] = dict(rec.storage_config)
     elif view == "detail":
-        data["start_reason"] = rec.start_reason
-        data["stop_reason"] = rec.stop_reason
+        if rec.start_reason is not None:
+            data["start_reason"] = rec.start_reason
+        if rec.stop_reason is not None:
+            data["stop_reason"] = rec.stop_reason
         data["storage_config"] = dict(rec.storage_config) if rec.storage_config else None
     if extra_fields:
         data["recording_config"] = dict(rec.config)
-        data["user_ids"] = []
+        data["user_ids"] = list(rec.user_ids)
         if rec.layers is not None:
             data["layers"] = rec.layers
     return data

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
-import re
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -48,6 +48,13 @@ STORAGE_TYPES: Final = frozenset({"aws", "azure", "digitalocean", "gcs", "sftp"}
 # Write-only fields of a storage config: accepted on input, never echoed back.
 STORAGE_SECRETS: Final = frozenset({"access_key", "secret", "password", "private_key"})
 TRACK_OUTPUT_TYPES: Final = frozenset({"REALTIMEKIT_BUCKET", "STORAGE_CONFIG"})
+# The schema's enums for request fields; anything else answers 400.
+AUDIO_CODECS: Final = ("MP3", "AAC")
+AUDIO_CHANNELS: Final = ("mono", "stereo")
+VIDEO_CODECS: Final = ("H264", "VP8")
+WATERMARK_POSITIONS: Final = ("left top", "right top", "left bottom", "right bottom")
+MEDIA_KINDS: Final = ("audio",)
+MAX_TRACK_USER_IDS: Final = 100
 MIN_MAX_SECONDS: Final = 60
 MAX_MAX_SECONDS: Final = 86400
 
@@ -56,7 +63,6 @@ _ALLOWED_FROM: Final[Mapping[str, frozenset[str]]] = {
     "resume": frozenset({"PAUSED"}),
     "stop": frozenset({"INVOKED", "RECORDING", "PAUSED"}),
 }
-_INT_RE: Final = re.compile(r"^[0-9]+(?:\.0*)?$")
 
 
 @attrs.frozen
@@ -123,6 +129,7 @@ class Recording:
     recorded_ms: int = 0
     segment_start_ms: int | None = None
     layers: dict[str, Any] | None = None
+    user_ids: tuple[str, ...] = ()
     config: dict[str, Any] = attrs.field(factory=dict)
     gen: int = 0
     seq: int = 0
@@ -141,6 +148,7 @@ class StartRequest:
     file_name_prefix: str | None = None
     max_seconds: int = MAX_MAX_SECONDS
     layers: dict[str, Any] | None = None
+    user_ids: tuple[str, ...] = ()
     config: dict[str, Any] = attrs.field(factory=dict)
 
 
@@ -223,17 +231,18 @@ def audio_file_size(video_size: int) -> int:
     return max(1, video_size // 8)
 
 
-def _parse_int(name: str, raw: str, *, maximum: int | None = None) -> int:
-    # Integral floats ("2.0") are accepted because the API types these as numbers.
-    text = raw.strip()
-    if not _INT_RE.match(text):
-        raise ApiError(400, f"{name} must be an integer >= 1, got {raw!r}")
-    value = int(text.split(".")[0])
-    if value < 1:
-        raise ApiError(400, f"{name} must be an integer >= 1, got {raw!r}")
-    if maximum is not None and value > maximum:
-        raise ApiError(400, f"{name} must be <= {maximum}, got {value}")
-    return value
+def _parse_count(name: str, raw: str) -> int:
+    """A paging number as the schema types it: any JSON number >= 0; fractions are floored.
+
+    Raises ApiError(400) for anything else (negative, not a number, inf/nan).
+    """
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ApiError(400, f"{name} must be a number >= 0, got {raw!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ApiError(400, f"{name} must be a number >= 0, got {raw!r}")
+    return int(value)
 
 
 def _parse_time(name: str, raw: str) -> int:
@@ -251,8 +260,9 @@ def parse_list_query(
 ) -> ListQuery:
     """Validate list query parameters (repeated ``status`` keys allowed).
 
-    Raises ApiError(400) for bad paging, unknown status, sort or boolean values, and
-    unparseable times. Unknown parameters are ignored; a repeated scalar uses the last.
+    Raises ApiError(400) for bad paging (not a number >= 0), unknown status, sort
+    or boolean values, and unparseable times. Unknown parameters are ignored; a
+    repeated scalar uses the last.
     """
     multi: dict[str, list[str]] = {}
     for key, value in pairs:
@@ -282,7 +292,12 @@ def parse_list_query(
             raise ApiError(400, f"expired must be true or false, got {expired_raw!r}")
         expired = expired_raw == "true"
 
+    # The schema admits any number >= 0 and documents no base and no maximum. Here:
+    # page_no 0 and 1 are both the first page, per_page 0 is the default, and a
+    # per_page above max_per_page is silently capped (as such servers do).
     page_raw, per_page_raw = last("page_no"), last("per_page")
+    page_no = _parse_count("page_no", page_raw) if page_raw is not None else 1
+    per_page = _parse_count("per_page", per_page_raw) if per_page_raw is not None else 0
     start_raw, end_raw = last("start_time"), last("end_time")
     search = last("search")
     return ListQuery(
@@ -293,12 +308,8 @@ def parse_list_query(
         end_ms=_parse_time("end_time", end_raw) if end_raw is not None else None,
         expired=expired,
         descending=sort_order != "ASC",
-        page_no=_parse_int("page_no", page_raw) if page_raw is not None else 1,
-        per_page=(
-            _parse_int("per_page", per_page_raw, maximum=max_per_page)
-            if per_page_raw is not None
-            else default_per_page
-        ),
+        page_no=max(1, page_no),
+        per_page=min(per_page or default_per_page, max_per_page),
     )
 
 
@@ -343,37 +354,85 @@ def _max_seconds(body: Mapping[str, Any]) -> int:
     return int(value)
 
 
-def _optional(body: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    value = body.get(key)
-    if value is not None and not isinstance(value, kind):
-        expected = "an object" if kind is dict else "a " + getattr(kind, "__name__", "value")
-        raise ApiError(400, f"{key} must be {expected}")
+def _enum(obj: Mapping[str, Any], key: str, allowed: Sequence[str], where: str) -> Any:
+    value = obj.get(key)
+    if value is not None and value not in allowed:
+        raise ApiError(400, f"{where}{key} must be one of {', '.join(allowed)}, got {value!r}")
     return value
 
 
+def _int_between(obj: Mapping[str, Any], key: str, low: int, high: int | None, where: str) -> None:
+    value = obj.get(key)
+    if value is None:
+        return
+    bound = f"between {low} and {high}" if high is not None else f">= {low}"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value != int(value)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        raise ApiError(400, f"{where}{key} must be an integer {bound}, got {value!r}")
+
+
+def _typed(obj: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, kind):
+        expected = {dict: "an object", bool: "a boolean", str: "a string", list: "a list"}
+        raise ApiError(400, f"{where}{key} must be {expected.get(kind, kind.__name__)}")
+    return value
+
+
+def _check_video_config(video: Mapping[str, Any]) -> None:
+    where = "video_config."
+    _enum(video, "codec", VIDEO_CODECS, where)
+    _typed(video, "export_file", bool, where)
+    _int_between(video, "height", 1, 1920, where)
+    _int_between(video, "width", 1, 1920, where)
+    watermark = _typed(video, "watermark", dict, where)
+    if watermark is not None:
+        _enum(watermark, "position", WATERMARK_POSITIONS, where + "watermark.")
+        _typed(watermark, "url", str, where + "watermark.")
+        size = _typed(watermark, "size", dict, where + "watermark.")
+        if size is not None:
+            _int_between(size, "height", 1, None, where + "watermark.size.")
+            _int_between(size, "width", 1, None, where + "watermark.size.")
+
+
 def parse_start_body(body: object) -> StartRequest:
-    """Validate a composite start body. Raises ApiError(400) naming the bad field."""
+    """Validate a composite start body as the schema does. Raises ApiError(400) naming the field.
+
+    Rejected: wrong types, values outside the schema's enums and ranges, and
+    nested configs missing a key the schema requires (``storage_config.type``,
+    ``realtimekit_bucket_config.enabled``).
+    """
     data = _require_object(body)
     meeting_id = _meeting_id(data)
     max_seconds = _max_seconds(data)
-    allow_multiple = _optional(data, "allow_multiple_recordings", bool)
-    prefix = _optional(data, "file_name_prefix", str)
-    _optional(data, "url", str)
+    allow_multiple = _typed(data, "allow_multiple_recordings", bool, "")
+    prefix = _typed(data, "file_name_prefix", str, "")
+    _typed(data, "url", str, "")
     for key in ("video_config", "interactive_config", "rtmp_out_config"):
-        _optional(data, key, dict)
-    audio = _optional(data, "audio_config", dict)
+        _typed(data, key, dict, "")
+    audio = _typed(data, "audio_config", dict, "")
     if audio is not None:
-        if audio.get("codec") not in (None, "MP3", "AAC"):
-            raise ApiError(400, f"audio_config.codec must be MP3 or AAC, got {audio['codec']!r}")
-        if audio.get("channel") not in (None, "mono", "stereo"):
-            raise ApiError(
-                400, f"audio_config.channel must be mono or stereo, got {audio['channel']!r}"
-            )
-    bucket = _optional(data, "realtimekit_bucket_config", dict)
+        _enum(audio, "codec", AUDIO_CODECS, "audio_config.")
+        _enum(audio, "channel", AUDIO_CHANNELS, "audio_config.")
+        _typed(audio, "export_file", bool, "audio_config.")
+    if data.get("video_config") is not None:
+        _check_video_config(data["video_config"])
+    if data.get("interactive_config") is not None:
+        _enum(data["interactive_config"], "type", ("ID3",), "interactive_config.")
+    if data.get("rtmp_out_config") is not None:
+        _typed(data["rtmp_out_config"], "rtmp_url", str, "rtmp_out_config.")
+    bucket = _typed(data, "realtimekit_bucket_config", dict, "")
     bucket_enabled = True
-    if bucket is not None and "enabled" in bucket:
-        if not isinstance(bucket["enabled"], bool):
-            raise ApiError(400, "realtimekit_bucket_config.enabled must be a boolean")
+    if bucket is not None:
+        if not isinstance(bucket.get("enabled"), bool):
+            raise ApiError(
+                400, "realtimekit_bucket_config.enabled is required and must be a boolean"
+            )
         bucket_enabled = bucket["enabled"]
     storage_raw = data.get("storage_config")
     storage = sanitize_storage_config(storage_raw) if storage_raw is not None else None
@@ -395,8 +454,62 @@ def parse_start_body(body: object) -> StartRequest:
 
 
 def parse_track_body(body: object) -> StartRequest:
-    """Validate a track-recording body (layers and outputs). Raises ApiError(400)."""
+    """Validate a track-recording body of either generation. Raises ApiError(400).
+
+    Current (the published schema): ``meeting_id``, optional ``layers`` of
+    ``{file_name_prefix, media_kind}``, optional ``user_ids`` (up to 100).
+    Legacy (the seed): ``layers`` whose layers have ``outputs[]``, and
+    ``max_seconds``. A body mixing the two is rejected.
+    """
     data = _require_object(body)
+    layers = data.get("layers")
+    legacy = data.get("max_seconds") is not None or (
+        isinstance(layers, dict)
+        and any(isinstance(layer, dict) and "outputs" in layer for layer in layers.values())
+    )
+    current = data.get("user_ids") is not None or (
+        isinstance(layers, dict)
+        and any(isinstance(layer, dict) and "media_kind" in layer for layer in layers.values())
+    )
+    if legacy and current:
+        raise ApiError(
+            400,
+            "a track recording body has either user_ids/layers.*.media_kind (current) "
+            "or layers.*.outputs/max_seconds (legacy), not both",
+        )
+    return _legacy_track_body(data) if legacy else _current_track_body(data)
+
+
+def _current_track_body(data: dict[str, Any]) -> StartRequest:
+    meeting_id = _meeting_id(data)
+    layers = _typed(data, "layers", dict, "")
+    clean_layers: dict[str, Any] = {}
+    prefix: str | None = None
+    for name, layer in (layers or {}).items():
+        where = f"layers.{name}."
+        if not isinstance(layer, dict):
+            raise ApiError(400, f"layers.{name} must be an object")
+        layer_prefix = _typed(layer, "file_name_prefix", str, where)
+        kind = _enum(layer, "media_kind", MEDIA_KINDS, where)
+        prefix = prefix or layer_prefix
+        clean_layers[name] = {"file_name_prefix": layer_prefix, "media_kind": kind or "audio"}
+    user_ids = _typed(data, "user_ids", list, "")
+    if user_ids is not None:
+        if len(user_ids) > MAX_TRACK_USER_IDS:
+            raise ApiError(400, f"user_ids holds at most {MAX_TRACK_USER_IDS} ids")
+        if not all(isinstance(u, str) for u in user_ids):
+            raise ApiError(400, "user_ids must be a list of strings")
+    return StartRequest(
+        meeting_id=meeting_id,
+        kind="track",
+        has_audio=True,
+        file_name_prefix=prefix,
+        layers=clean_layers or None,
+        user_ids=tuple(user_ids or ()),
+    )
+
+
+def _legacy_track_body(data: dict[str, Any]) -> StartRequest:
     meeting_id = _meeting_id(data)
     max_seconds = _max_seconds(data)
     layers = data.get("layers")
@@ -669,6 +782,7 @@ class RecordingStore:
             storage_config=req.storage_config,
             start_reason={"caller": dict(self._caller), "reason": "API_CALL"},
             layers=req.layers,
+            user_ids=req.user_ids,
             config=config,
         )
         self._insert(rec)

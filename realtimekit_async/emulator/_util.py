@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "ApiError",
+    "caller_id",
     "format_ms",
     "iso_to_ms",
     "ms_to_datetime",
@@ -66,3 +68,12 @@ def new_uuid(rng: random.Random) -> str:
     n = (rng.getrandbits(128) & _UUID_CLEAR) | _UUID_SET
     h = f"{n:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def caller_id(app_id: str) -> str:
+    """The ``user_Id`` of the app's caller objects: the app id when it is a UUID (the
+    documented format), else a UUID derived from it, so any app id gives valid answers."""
+    try:
+        return str(uuid.UUID(app_id))
+    except ValueError:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"realtimekit-app:{app_id}"))

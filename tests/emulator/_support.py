@@ -54,11 +54,11 @@ async def call(
 async def start(
     session: aiohttp.ClientSession, emu: Emulator, meeting_id: str, **body: Any
 ) -> dict[str, Any]:
-    """Start a recording and return its ``data`` (asserting 201)."""
+    """Start a recording and return its ``data`` (asserting 200, the documented status)."""
     reply = await call(
         session, "POST", emu.recordings_url, emu=emu, json={"meeting_id": meeting_id, **body}
     )
-    assert reply.status == 201, reply.body
+    assert reply.status == 200, reply.body
     data: dict[str, Any] = reply.body["data"]
     return data
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -83,7 +84,7 @@ async def test_unknown_routes_are_404_and_wrong_method_405(
     assert "GET" in reply.headers["Allow"]
 
 
-async def test_start_returns_201_with_nulls_present(
+async def test_start_returns_200_with_nulls_present(
     emu: Emulator, session: aiohttp.ClientSession
 ) -> None:
     reply = await call(
@@ -93,10 +94,11 @@ async def test_start_returns_201_with_nulls_present(
         emu=emu,
         json={"meeting_id": "m-1", "file_name_prefix": "standup"},
     )
-    assert reply.status == 201
+    assert reply.status == 200  # the schema's only success status for start
     assert reply.body["success"] is True
     data = reply.body["data"]
-    assert set(data) == DETAIL_KEYS
+    # stop_reason is an object when present, never null: absent until a stop.
+    assert set(data) == DETAIL_KEYS - {"stop_reason"}
     assert data["status"] == "INVOKED"
     assert data["invoked_time"] == FIXED_START_ISO
     for key in (
@@ -107,7 +109,6 @@ async def test_start_returns_201_with_nulls_present(
         "session_id",
         "started_time",
         "stopped_time",
-        "stop_reason",
         "storage_config",
     ):
         assert data[key] is None, key
@@ -288,7 +289,7 @@ async def test_bucket_disabled_gives_no_urls(emu: Emulator, session: aiohttp.Cli
     assert data["download_url_expiry"] is None
 
 
-async def test_track_recording(emu: Emulator, session: aiohttp.ClientSession) -> None:
+async def test_track_recording_legacy_body(emu: Emulator, session: aiohttp.ClientSession) -> None:
     body = {
         "meeting_id": "m",
         "max_seconds": 120,
@@ -299,13 +300,51 @@ async def test_track_recording(emu: Emulator, session: aiohttp.ClientSession) ->
     reply = await call(session, "POST", f"{emu.recordings_url}/track", emu=emu, json=body)
     assert reply.status == 200
     assert reply.body["success"] is True
-    assert set(reply.body["data"]) == DETAIL_KEYS
-    assert reply.body["data"]["status"] == "INVOKED"
+    assert set(reply.body["data"]) == {"recording"}
+    assert set(reply.body["data"]["recording"]) == BASE_KEYS
+    assert reply.body["data"]["recording"]["status"] == "INVOKED"
     assert emu.stats.starts_by_meeting["m"] == 1
     bad = {"meeting_id": "m", "layers": {"x": {"outputs": []}}}
     reply = await call(session, "POST", f"{emu.recordings_url}/track", emu=emu, json=bad)
     assert reply.status == 400
     assert "layers.x.outputs" in reply.body["error"]["message"]
+
+
+async def test_track_recording_current_body(emu: Emulator, session: aiohttp.ClientSession) -> None:
+    body = {
+        "meeting_id": "m",
+        "layers": {"voices": {"file_name_prefix": "v", "media_kind": "audio"}},
+        "user_ids": ["u1", "u2"],
+    }
+    reply = await call(session, "POST", f"{emu.recordings_url}/track", emu=emu, json=body)
+    assert reply.status == 200
+    rec = reply.body["data"]["recording"]
+    assert rec["output_file_name"].startswith("v_m_")
+    stored = emu.store.get(rec["id"])
+    assert stored.kind == "track"
+    assert stored.user_ids == ("u1", "u2")
+    mixed = {**body, "max_seconds": 60}
+    reply = await call(session, "POST", f"{emu.recordings_url}/track", emu=emu, json=mixed)
+    assert reply.status == 400
+    assert "not both" in reply.body["error"]["message"]
+
+
+@pytest.mark.parametrize(("shape", "expected"), [("legacy", BASE_KEYS), ("none", None)])
+async def test_track_response_shape_is_configurable(
+    make_emu: EmulatorFactory,
+    session: aiohttp.ClientSession,
+    shape: str,
+    expected: set[str] | None,
+) -> None:
+    emu = await make_emu(track_response=shape)
+    reply = await call(
+        session, "POST", f"{emu.recordings_url}/track", emu=emu, json={"meeting_id": "m"}
+    )
+    assert reply.status == 200
+    if expected is None:
+        assert reply.body == {"success": True}
+    else:
+        assert set(reply.body["data"]) == expected
 
 
 async def test_unknown_meeting_rejected_when_auto_create_disabled(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -162,11 +163,10 @@ def test_parse_list_query_defaults_and_repeated_status() -> None:
 @pytest.mark.parametrize(
     ("pairs", "fragment"),
     [
-        ([("page_no", "0")], "page_no must be an integer >= 1"),
-        ([("page_no", "-1")], "page_no must be an integer >= 1"),
-        ([("page_no", "abc")], "page_no must be an integer >= 1"),
-        ([("per_page", "1.5")], "per_page must be an integer >= 1"),
-        ([("per_page", "101")], "per_page must be <= 100"),
+        ([("page_no", "-1")], "page_no must be a number >= 0"),
+        ([("page_no", "abc")], "page_no must be a number >= 0"),
+        ([("page_no", "nan")], "page_no must be a number >= 0"),
+        ([("per_page", "-1.5")], "per_page must be a number >= 0"),
         ([("status", "DONE")], "invalid status 'DONE'"),
         ([("sort_order", "asc")], "invalid sort_order"),
         ([("sort_by", "createdAt")], "invalid sort_by"),
@@ -183,6 +183,10 @@ def test_parse_list_query_rejects(pairs: list[tuple[str, str]], fragment: str) -
 
 def test_parse_list_query_max_per_page_is_configurable() -> None:
     assert parse_list_query([("per_page", "500")], max_per_page=500).per_page == 500
+    assert parse_list_query([("per_page", "500")], max_per_page=7).per_page == 7
+    assert parse_list_query([("per_page", "0")], default_per_page=5).per_page == 5
+    assert parse_list_query([("page_no", "0"), ("per_page", "1.5")]).page_no == 1
+    assert parse_list_query([("per_page", "1.5")]).per_page == 1
 
 
 # -- request bodies ------------------------------------------------------------------------
@@ -238,13 +242,80 @@ def test_parse_track_body() -> None:
     assert req.storage_config == {"type": "gcs"}
     assert req.file_name_prefix == "p"
     with pytest.raises(ApiError, match="layers is required"):
-        parse_track_body({"meeting_id": "m"})
+        parse_track_body({"meeting_id": "m", "max_seconds": 60})
     with pytest.raises(ApiError, match=r"outputs\[0\].storage_config is required"):
         parse_track_body(
             {"meeting_id": "m", "layers": {"a": {"outputs": [{"type": "STORAGE_CONFIG"}]}}}
         )
     with pytest.raises(ApiError, match=r"outputs\[0\].type"):
         parse_track_body({"meeting_id": "m", "layers": {"a": {"outputs": [{"type": "S3"}]}}})
+
+
+def test_parse_track_body_current_generation() -> None:
+    req = parse_track_body(
+        {
+            "meeting_id": "m",
+            "layers": {"voices": {"file_name_prefix": "v", "media_kind": "audio"}},
+            "user_ids": ["u1"],
+        }
+    )
+    assert req.kind == "track"
+    assert req.file_name_prefix == "v"
+    assert req.user_ids == ("u1",)
+    assert req.layers == {"voices": {"file_name_prefix": "v", "media_kind": "audio"}}
+    assert parse_track_body({"meeting_id": "m"}).layers is None
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"user_ids": ["u"], "max_seconds": 60}, "not both"),
+        ({"layers": {"a": {"media_kind": "audio", "outputs": []}}}, "not both"),
+        ({"layers": {"a": {"media_kind": "video"}}}, "layers.a.media_kind must be one of audio"),
+        ({"layers": {"a": {"file_name_prefix": 3}}}, "layers.a.file_name_prefix must be a string"),
+        ({"user_ids": "u1"}, "user_ids must be a list"),
+        ({"user_ids": [1]}, "user_ids must be a list of strings"),
+        ({"user_ids": [f"u{i}" for i in range(101)]}, "at most 100"),
+    ],
+)
+def test_parse_track_body_rejects(body: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ApiError) as info:
+        parse_track_body({"meeting_id": "m", **body})
+    assert info.value.status == 400
+    assert fragment in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"video_config": {"codec": "VP9"}}, "video_config.codec must be one of H264, VP8"),
+        ({"video_config": {"height": 0}}, "video_config.height must be an integer between 1"),
+        ({"video_config": {"width": 1921}}, "video_config.width must be an integer between 1"),
+        ({"video_config": {"export_file": "yes"}}, "video_config.export_file must be a boolean"),
+        (
+            {"video_config": {"watermark": {"position": "center"}}},
+            "video_config.watermark.position must be one of",
+        ),
+        (
+            {"video_config": {"watermark": {"size": {"width": 0}}}},
+            "video_config.watermark.size.width must be an integer >= 1",
+        ),
+        ({"audio_config": {"codec": "OPUS"}}, "audio_config.codec must be one of MP3, AAC"),
+        ({"audio_config": {"channel": "5.1"}}, "audio_config.channel must be one of"),
+        ({"interactive_config": {"type": "XML"}}, "interactive_config.type must be one of ID3"),
+        ({"realtimekit_bucket_config": {}}, "realtimekit_bucket_config.enabled is required"),
+        ({"storage_config": {"bucket": "b"}}, "storage_config.type must be one of"),
+        ({"rtmp_out_config": {"rtmp_url": 5}}, "rtmp_out_config.rtmp_url must be a string"),
+        ({"max_seconds": 59}, "max_seconds must be between 60 and 86400"),
+    ],
+)
+def test_parse_start_body_rejects_what_the_schema_rejects(
+    body: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(ApiError) as info:
+        parse_start_body({"meeting_id": "m", **body})
+    assert info.value.status == 400
+    assert fragment in info.value.message
 
 
 def test_sanitize_storage_config_drops_write_only_secrets() -> None:
@@ -594,3 +665,13 @@ def test_format_retry_after() -> None:
     assert format_retry_after(0.25) == "0.25"
     assert format_retry_after(0.2, round_up=True) == "1"
     assert format_retry_after(3.4, round_up=True) == "4"
+
+
+def test_caller_ids_are_uuids_whatever_the_app_id() -> None:
+    from realtimekit_async.emulator._util import caller_id
+
+    app = "9c2f6e1a-3b4d-4e5f-8a7b-6c5d4e3f2a1b"
+    assert caller_id(app) == app
+    derived = caller_id("app456")
+    assert str(uuid.UUID(derived)) == derived
+    assert caller_id("app456") == derived != caller_id("app457")

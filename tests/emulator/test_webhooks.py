@@ -290,7 +290,7 @@ async def test_track_recording_webhook_lists_layer_urls(
         "layers": {"default": {"outputs": [{"type": "REALTIMEKIT_BUCKET"}]}},
     }
     reply = await call(session, "POST", f"{emu.recordings_url}/track", emu=emu, json=body)
-    rid = reply.body["data"]["id"]
+    rid = reply.body["data"]["recording"]["id"]
     emu.advance(30)
     await control(session, emu, rid, "stop")
     emu.advance(3)

@@ -12,6 +12,7 @@ import logging
 import platform
 import random
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final, Self
 
 import aiohttp
@@ -82,6 +83,7 @@ class _Transport:
             AsyncLimiter(rate_limit.max_requests, rate_limit.period) if rate_limit else None
         )
         self.slots = asyncio.Semaphore(max_concurrency)
+        self.last_date: tuple[str | None, datetime] | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -163,6 +165,15 @@ class RealtimeKit(AsyncCloseable):
     def session(self) -> aiohttp.ClientSession:
         """The aiohttp session all requests go through (created on first use)."""
         return self._transport.session
+
+    @property
+    def last_server_date(self) -> tuple[str | None, datetime] | None:
+        """The ``Date`` header of the latest API answer and when (local UTC) it arrived.
+
+        None before any answer. For judging the server's times (such as a download
+        URL's expiry) on the server's clock rather than a possibly skewed local one.
+        """
+        return self._transport.last_date
 
     def with_options(
         self,
@@ -262,6 +273,7 @@ class RealtimeKit(AsyncCloseable):
                     payload = await response.read()
                     # Only a fully read answer counts: a body cut short is a failure.
                     status, answer_headers = response.status, response.headers
+                    self._transport.last_date = (answer_headers.get("Date"), datetime.now(UTC))
             except aiohttp.ConnectionTimeoutError:
                 failure = Failure.CONNECT
                 error = APITimeoutError(

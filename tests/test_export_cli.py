@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from realtimekit_async._cli import build_parser, run
-from realtimekit_async.emulator import Emulator
+from realtimekit_async.emulator import Emulator, _storage
 from realtimekit_async.export import MANIFEST_NAME
 
 from .conftest import emulator_flags as flags
@@ -66,7 +66,7 @@ async def test_export_json_and_rerun(emu: Emulator, tmp_path: Path) -> None:
     assert code == 0
     (line,) = out.splitlines()
     first = json.loads(line)
-    assert set(first) == {"exported", "skipped", "failed", "ignored", "bytes"}
+    assert set(first) == {"exported", "skipped", "failed", "expired", "ignored", "bytes"}
     assert len(first["exported"]) == downloadable(emu)
     assert first["failed"] == []
     assert {"recording_id", "kind", "path", "bytes", "sha256"} <= set(first["exported"][0])
@@ -107,14 +107,28 @@ async def test_filters_and_no_audio_pass_through(emu: Emulator, tmp_path: Path) 
     assert {e["kind"] for e in doc["exported"]} == {"video"}
 
 
-async def test_failures_exit_1_and_are_listed(emu: Emulator, tmp_path: Path) -> None:
-    emu.advance(91 * 86400)  # every URL is dead on the storage host, alive by our clock
+async def test_failures_exit_1_and_are_listed(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = downloadable(emu)
+    monkeypatch.setattr(_storage, "file_size_for", lambda *_: None)  # every file 404s
     code, out, err = await cli("export", "--dest", str(tmp_path), *flags(emu))
     assert code == 1
-    assert out.splitlines()[3].split()[:2] == ["failed", str(downloadable(emu))]
+    assert out.splitlines()[3].split()[:2] == ["failed", str(files)]
     assert ["RECORDING", "FILE", "REASON"] in [line.split() for line in out.splitlines()]
-    assert "403" in out
+    assert "404" in out
     assert "X-Signature" not in out + err
+
+
+async def test_expired_urls_are_their_own_category_and_exit_0(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    emu.advance(91 * 86400)  # every URL is dead by the server's clock
+    code, out, _ = await cli("export", "--dest", str(tmp_path), *flags(emu))
+    assert code == 0
+    rows = [line.split()[:2] for line in out.splitlines()]
+    assert ["failed", "0"] in rows
+    assert ["expired", str(downloadable(emu))] in rows
 
 
 async def test_rich_progress_bar_on_a_terminal(emu: Emulator, tmp_path: Path) -> None:

@@ -44,6 +44,13 @@ _FORMATS = (
 _REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
 
 
+def _file_name(meeting: Meeting, recording_id: str) -> str:
+    # Only what the seed draws, never a time: seeded times are relative to the
+    # emulator's start, and a name that moved with them would make every restart
+    # look like a different set of files (and an export rerun fetch them all again).
+    return f"recording_{meeting.id}_{recording_id[:8]}.mp4"
+
+
 def generate_seed_data(
     *,
     seed: int,
@@ -55,7 +62,8 @@ def generate_seed_data(
 ) -> tuple[list[Meeting], list[Recording]]:
     """Build ``recordings`` recordings over ``meetings`` meetings (default: one per 5).
 
-    Same arguments give identical data. About 90% of settled recordings are
+    Same arguments give identical data, and a later ``now_ms`` only moves the
+    times: ids, names, sizes and statuses depend on the seed alone. About 90% of settled recordings are
     UPLOADED (5% of those without RealtimeKit bucket URLs), the rest ERRORED;
     invoked times spread over the last 30 days, so most download URLs (valid
     ``url_ttl``) have expired. One seeded recording in 50 is still active
@@ -133,7 +141,7 @@ def generate_seed_data(
             meeting_id=meeting.id,
             status="UPLOADED" if uploaded_ok else "ERRORED",
             invoked_ms=invoked,
-            output_file_name=f"recording_{meeting.id}_{invoked}.mp4",
+            output_file_name=_file_name(meeting, rid),
             has_audio=has_audio,
             bucket_enabled=bucket,
             storage_config=storage,
@@ -163,12 +171,13 @@ def generate_seed_data(
         meeting.live_session_id = session
         meeting.session_started_ms = started
         meeting.updated_ms = max(meeting.updated_ms, started)
+        rid = new_uuid(rng)
         rec = Recording(
-            id=new_uuid(rng),
+            id=rid,
             meeting_id=meeting.id,
             status="PAUSED" if paused else "RECORDING",
             invoked_ms=invoked,
-            output_file_name=f"recording_{meeting.id}_{invoked}.mp4",
+            output_file_name=_file_name(meeting, rid),
             has_audio=rand() < 0.3,
             start_reason={"caller": dict(api_caller), "reason": "API_CALL"},
             started_ms=started,

@@ -6,11 +6,13 @@ import io
 import json
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from realtimekit_async import emulator as emulator_package
 from realtimekit_async._cli import build_parser, run
 from realtimekit_async.emulator import Emulator, _storage
 from realtimekit_async.export import MANIFEST_NAME
@@ -170,3 +172,52 @@ def test_dest_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         build_parser().parse_args(["export"])
     assert exit_info.value.code == 2
     assert "--dest" in capsys.readouterr().err
+
+
+class SkewedSmallEmulator(Emulator):
+    """The embedded emulator with small files, its clock three days ahead of ours.
+
+    Only the file sizes (to keep the test cheap) and the start time are changed;
+    the speed (30x) and the seeding are the CLI's own.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        ahead = datetime.now(UTC) + timedelta(days=3)
+        super().__init__(**{**options, "bytes_per_second": 2, "start_time": ahead})
+
+
+async def test_emulator_export_twice_exits_0_and_the_rerun_skips_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(emulator_package, "Emulator", SkewedSmallEmulator)
+    argv = ("export", "--emulator", "--emulator-recordings", "120", "--dest", str(tmp_path))
+
+    code, out, err = await cli(*argv, "--json")
+    first = json.loads(out)
+    assert code == 0, first["failed"]
+    assert first["failed"] == []
+    assert first["exported"]
+    # URLs the server sees as expired (its clock runs ahead) are their own category.
+    assert first["expired"]
+    fetched = len(first["exported"]) + len(first["expired"])
+    assert err.splitlines()[-1].startswith(f"export: {fetched}/{fetched} files")
+
+    code, out, err = await cli(*argv)
+    assert code == 0
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:6]}
+    assert rows["exported"] == "0"
+    assert rows["skipped"] == str(len(first["exported"]))
+    assert rows["failed"] == "0"
+    assert out.splitlines()[-1] == "0 B downloaded"
+
+
+def test_seeded_data_depends_on_the_seed_not_the_start_time() -> None:
+    def seeded(start: datetime) -> set[tuple[object, ...]]:
+        emu = Emulator(recordings=200, seed=11, start_time=start)
+        return {
+            (r.id, r.meeting_id, r.output_file_name, r.file_size, r.status, r.has_audio)
+            for r in emu.store.recordings.values()
+        }
+
+    now = datetime.now(UTC)
+    assert seeded(now) == seeded(now + timedelta(days=9, seconds=7))

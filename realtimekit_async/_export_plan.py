@@ -9,6 +9,8 @@ is complete, and reading and writing manifest lines. The I/O layer in
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import hashlib
 import ipaddress
@@ -50,6 +52,7 @@ __all__ = [
     "declared_size_problem",
     "display_url",
     "download_url_of",
+    "digest_decision",
     "download_url_problem",
     "encode_entry",
     "encode_part_state",
@@ -69,6 +72,7 @@ __all__ = [
     "plan_recording",
     "resume_offset",
     "safe_id",
+    "server_sha256",
     "size_limit",
 ]
 
@@ -472,6 +476,7 @@ class PartState:
     announced, and ``size``/``sha256`` describe the first ``size`` bytes as they
     were written. A ``.part`` is resumed only when its first ``size`` bytes still
     hash to ``sha256``: a planted or damaged ``.part`` is restarted, never trusted.
+    ``digest`` is the whole file's SHA-256 (hex) when the server announced one.
     """
 
     etag: str | None
@@ -479,13 +484,58 @@ class PartState:
     total: int | None
     size: int
     sha256: str
+    digest: str | None = None
 
 
 def new_part_state(headers: Mapping[str, str], total: int | None) -> PartState:
     """The state of a ``.part`` just started from a 200 answer with these headers."""
     etag = headers.get("ETag")
     strong = etag if etag and not etag.startswith("W/") else None  # If-Range needs strong
-    return PartState(strong, headers.get("Last-Modified"), total, 0, hashlib.sha256().hexdigest())
+    empty = hashlib.sha256().hexdigest()
+    return PartState(
+        strong, headers.get("Last-Modified"), total, 0, empty, digest=server_sha256(headers)
+    )
+
+
+_REPR_DIGEST: Final = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/=]+):", re.IGNORECASE)
+
+
+def _hex_of_base64(value: str) -> str | None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 32 else None
+
+
+def server_sha256(headers: Mapping[str, str]) -> str | None:
+    """The whole file's SHA-256 (hex) as the server announces it, if it does.
+
+    Read from ``Repr-Digest: sha-256=:…:`` (RFC 9530) or S3's
+    ``x-amz-checksum-sha256`` (a full-object checksum; a multipart one, ``…-N``,
+    is not the file's hash and is ignored).
+    """
+    match = _REPR_DIGEST.search(headers.get("Repr-Digest", ""))
+    if match is not None:
+        return _hex_of_base64(match[1])
+    amz = headers.get("x-amz-checksum-sha256")
+    if amz and headers.get("x-amz-checksum-type", "FULL_OBJECT").upper() == "FULL_OBJECT":
+        return _hex_of_base64(amz.strip())
+    return None
+
+
+def digest_decision(sha256: str, state: PartState | None, *, resumed: bool) -> Decision:
+    """Whether a complete body's SHA-256 is the one the server announced.
+
+    A mismatch after a resume means the kept bytes were not the file's: start
+    over. A mismatch on a fresh download fails the file. No digest: done (the
+    sizes, ``Content-Range`` and ``If-Range`` checks are all there is).
+    """
+    digest = state.digest if state is not None else None
+    if digest is None or digest == sha256:
+        return Decision(Step.DONE)
+    reason = "the file's SHA-256 does not match the digest the server announced"
+    return Decision(Step.RESTART if resumed else Step.FAIL, reason=reason)
 
 
 def if_range(state: PartState | None) -> str | None:

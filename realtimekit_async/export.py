@@ -76,6 +76,7 @@ from ._export_plan import (
     Step,
     clock_offset,
     declared_size_problem,
+    digest_decision,
     display_url,
     download_url_of,
     download_url_problem,
@@ -471,6 +472,8 @@ class _PartFile:
         self._expected_size = spec.expected_size
         self.size = 0
         self.state: PartState | None = None
+        #: Whether bytes from before this answer were kept (a resume).
+        self.resumed = False
         self._saved = 0
         self._file: BinaryIO | None = None
         self._sha = hashlib.sha256()
@@ -483,6 +486,7 @@ class _PartFile:
         if state is not None and offset and self._rehash(offset) == state.sha256:
             self.size = self._saved = offset
             self.state = state
+            self.resumed = True
             self._file.truncate(offset)
             self._file.seek(offset)
         else:
@@ -504,6 +508,7 @@ class _PartFile:
         self._sha = hashlib.sha256()
         self.size = self._saved = 0
         self.state = None
+        self.resumed = False
 
     def write(self, data: bytes | bytearray) -> None:
         assert self._file is not None
@@ -853,6 +858,8 @@ class _Export:
             url = self._url(source, spec)
             decision = await self._fetch(url, spec, part, attempt=attempt, refreshed=refreshed)
             if decision.step is Step.DONE:
+                decision = digest_decision(part.hexdigest(), part.state, resumed=part.resumed)
+            if decision.step is Step.DONE:
                 return
             if decision.step is Step.FAIL:
                 raise DownloadError(f"{display_url(url)}: {decision.reason}")
@@ -878,6 +885,7 @@ class _Export:
         if part.size and validator is not None:
             headers["Range"] = f"bytes={part.size}-"
             headers["If-Range"] = validator
+            part.resumed = True
         return headers
 
     async def _fetch(

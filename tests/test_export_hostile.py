@@ -9,6 +9,7 @@ ahead, malformed URLs.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import hashlib
 import time
@@ -227,11 +228,18 @@ async def test_dripping_body_fails_after_the_read_timeout_window(
 FILE = bytes(range(256)) * 40  # 10240 bytes
 
 
-def plant(dest: Path, data: bytes, *, etag: str | None, hashed: bytes | None = None) -> None:
+def plant(
+    dest: Path,
+    data: bytes,
+    *,
+    etag: str | None,
+    hashed: bytes | None = None,
+    digest: str | None = None,
+) -> None:
     name = name_of(FileKind.VIDEO)
     (dest / (name + PART_SUFFIX)).write_bytes(data)
-    digest = hashlib.sha256(data if hashed is None else hashed).hexdigest()
-    state = PartState(etag, None, len(FILE), len(data), digest)
+    prefix = hashlib.sha256(data if hashed is None else hashed).hexdigest()
+    state = PartState(etag, None, len(FILE), len(data), prefix, digest=digest)
     (dest / (name + PART_STATE_SUFFIX)).write_bytes(encode_part_state(state))
 
 
@@ -301,6 +309,42 @@ async def test_part_whose_bytes_do_not_match_its_state_is_not_resumed(
     report = await export_recordings(client, tmp_path, retry=NO_RETRY)
     assert [r.headers.get("Range") for r in hostile.downloads] == [None]
     assert (tmp_path / report.exported[0].path).read_bytes() == FILE
+
+
+FILE_DIGEST = "sha-256=:" + base64.b64encode(hashlib.sha256(FILE).digest()).decode() + ":"
+
+
+async def test_consistently_forged_part_is_caught_by_the_servers_digest(
+    hostile: Hostile, client: RealtimeKit, tmp_path: Path
+) -> None:
+    # The .part and its state agree with each other (someone rewrote both), so only
+    # the digest the server announces can tell the result is not the file.
+    async def with_digest(request: web.Request) -> web.StreamResponse:
+        response = await ranged(
+            content_range=lambda start: f"bytes {start}-{len(FILE) - 1}/{len(FILE)}"
+        )(request)
+        response.headers["Repr-Digest"] = FILE_DIGEST
+        return response
+
+    hostile.add(video=len(FILE))
+    hostile.files[f"{REC}-video"] = with_digest
+    plant(tmp_path, b"\0" * 4000, etag='"v1"', digest=hashlib.sha256(FILE).hexdigest())
+    report = await export_recordings(client, tmp_path, retry=NO_RETRY)
+
+    assert [r.headers.get("Range") for r in hostile.downloads] == ["bytes=4000-", None]
+    (entry,) = report.exported
+    assert (tmp_path / entry.path).read_bytes() == FILE
+
+
+async def test_body_not_matching_the_servers_digest_fails(
+    hostile: Hostile, client: RealtimeKit, tmp_path: Path
+) -> None:
+    hostile.add(video=len(FILE))
+    hostile.files[f"{REC}-video"] = body(bytes(len(FILE)), **{"Repr-Digest": FILE_DIGEST})
+    report = await export_recordings(client, tmp_path, retry=NO_RETRY)
+    (failure,) = report.failed
+    assert "does not match the digest" in failure.reason
+    assert not (tmp_path / name_of(FileKind.VIDEO)).exists()
 
 
 def cut_short(headers: dict[str, str]) -> Handler:

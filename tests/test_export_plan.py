@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +31,7 @@ from realtimekit_async._export_plan import (
     Step,
     clock_offset,
     declared_size_problem,
+    digest_decision,
     display_url,
     download_url_problem,
     encode_entry,
@@ -48,6 +51,7 @@ from realtimekit_async._export_plan import (
     plan_recording,
     resume_offset,
     safe_id,
+    server_sha256,
     size_limit,
 )
 from realtimekit_async._models import Recording, RecordingStatus
@@ -597,3 +601,25 @@ def test_report_serialises_through_the_converter() -> None:
     assert doc["skipped"] == []
     assert doc["bytes"] == 10
     assert report.ok
+
+
+def test_server_digests() -> None:
+    digest = hashlib.sha256(b"file").digest()
+    b64, hexed = base64.b64encode(digest).decode(), digest.hex()
+    assert server_sha256(headers(Repr_Digest=f"sha-512=:AAAA:, sha-256=:{b64}:")) == hexed
+    assert server_sha256(headers(x_amz_checksum_sha256=b64)) == hexed
+    composite = headers(x_amz_checksum_sha256=b64, x_amz_checksum_type="COMPOSITE")
+    assert server_sha256(composite) is None
+    assert server_sha256(headers(Repr_Digest="sha-256=:not base64!:")) is None
+    assert server_sha256(headers(Repr_Digest="sha-256=:AAAA:")) is None  # not 32 bytes
+    assert server_sha256(headers()) is None
+    assert new_part_state(headers(Repr_Digest=f"sha-256=:{b64}:"), 4).digest == hexed
+
+
+def test_digest_decides_done_restart_or_fail() -> None:
+    announced = state(digest="aa" * 32)
+    assert digest_decision("aa" * 32, announced, resumed=True).step is Step.DONE
+    assert digest_decision("bb" * 32, announced, resumed=True).step is Step.RESTART
+    assert digest_decision("bb" * 32, announced, resumed=False).step is Step.FAIL
+    assert digest_decision("bb" * 32, state(), resumed=True).step is Step.DONE  # none known
+    assert digest_decision("bb" * 32, None, resumed=False).step is Step.DONE

@@ -187,8 +187,8 @@ async def export_recordings(
     ``dest``, :class:`ExportError` when a link or special file sits at the
     manifest's or the lock's path, the client's :class:`APIError` subclasses
     when the listing itself fails, and :class:`OSError` when ``dest`` or its
-    manifest cannot be written. Cancelling leaves only ``.part`` files behind,
-    never a partial final file.
+    manifest cannot be written. Cancelling leaves only ``.part`` files (and
+    their ``.part.meta`` state) behind, never a partial final file.
     """
     check_int("concurrency", concurrency, 1)
     check_int("max_audio_size", max_audio_size, 1)
@@ -365,6 +365,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_HELD_ERRNOS: Final = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES, errno.EDEADLK})
+
+
 class _DestLock:
     """The OS lock an export holds on ``dest/.realtimekit-export.lock`` for its run.
 
@@ -377,8 +380,12 @@ class _DestLock:
         self._fd = _open_plain(path, os.O_RDWR | os.O_CREAT)
         try:
             _lock(self._fd)
-        except OSError:
+        except OSError as exc:
             os.close(self._fd)
+            # Held elsewhere: EWOULDBLOCK/EAGAIN (flock), EACCES/EDEADLK (Windows);
+            # anything else (say ENOLCK on a file system without locks) is itself.
+            if exc.errno not in _HELD_ERRNOS:
+                raise
             raise DestinationLockedError(
                 f"another export is running into {dest} (it holds {LOCK_NAME}); "
                 "wait for it to finish or export into another directory"
@@ -755,14 +762,18 @@ class _Export:
         if not todo:
             return
         source = _Source(self._client, rec, self._settings.app_id)
-        self._progress.found(len(todo))
         if needs_refresh(rec.download_url_expiry, self._server_now(), self._settings.margin):
             try:
                 await self._refresh(source)
-            except (DownloadError, _ExpiredError) as exc:
-                for spec in todo:
-                    self._give_up(rec, spec, exc)
+            except _ExpiredError as exc:  # nothing to fetch: not counted in the progress
+                self._expired += [ExpiredFile(rec.id, spec.kind, exc.expiry) for spec in todo]
                 return
+            except DownloadError as exc:
+                self._progress.found(len(todo))
+                for spec in todo:
+                    self._fail(rec, spec, str(exc))
+                return
+        self._progress.found(len(todo))
         for spec in todo:
             try:
                 entry = await self._download(source, spec)

@@ -535,7 +535,9 @@ def digest_decision(sha256: str, state: PartState | None, *, resumed: bool) -> D
     if digest is None or digest == sha256:
         return Decision(Step.DONE)
     reason = "the file's SHA-256 does not match the digest the server announced"
-    return Decision(Step.RESTART if resumed else Step.FAIL, reason=reason)
+    if resumed:
+        return Decision(Step.RESTART, reason=reason)
+    return Decision(Step.FAIL, reason=reason, discard=True)
 
 
 def if_range(state: PartState | None) -> str | None:
@@ -607,6 +609,9 @@ class Decision:
     total: int | None = None
     delay: float = 0.0
     reason: str = ""
+    #: With FAIL: the ``.part`` holds bytes that are not the file; empty it, so a
+    #: rerun starts afresh instead of resuming them.
+    discard: bool = False
 
 
 _CONTENT_RANGE: Final = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
@@ -782,7 +787,7 @@ def on_body_end(
     """
     limit = size_limit(total, expected_size, ceiling)
     if written > limit:
-        return Decision(Step.FAIL, reason=f"received more than {limit} bytes")
+        return Decision(Step.FAIL, reason=f"received more than {limit} bytes", discard=True)
     want = total if total is not None else expected_size
     if want is not None and written < want:
         return on_error(
@@ -794,7 +799,9 @@ def on_body_end(
         )
     if expected_size is not None and written != expected_size:
         return Decision(
-            Step.FAIL, reason=f"received {written} bytes but file_size is {expected_size}"
+            Step.FAIL,
+            reason=f"received {written} bytes but file_size is {expected_size}",
+            discard=True,
         )
     return Decision(Step.DONE)
 

@@ -873,6 +873,8 @@ class _Export:
             if decision.step is Step.DONE:
                 return
             if decision.step is Step.FAIL:
+                if decision.discard:
+                    await _blocking(part.restart)
                 raise DownloadError(f"{display_url(url)}: {decision.reason}")
             logger.debug("%s: %s -> %s", display_url(url), decision.reason, decision.step.value)
             if decision.step is Step.REFRESH:

@@ -165,8 +165,9 @@ async def test_endless_audio_body_stops_at_the_ceiling(
     assert f"more than {MiB} bytes" in failure.reason
     assert [e.kind for e in report.exported] == [FileKind.VIDEO]
     assert not (tmp_path / name_of(FileKind.AUDIO)).exists()
+    assert report.bytes <= 5 + MiB + CHUNK_SIZE  # read no further than the ceiling
     part = tmp_path / (name_of(FileKind.AUDIO) + PART_SUFFIX)
-    assert part.stat().st_size <= MiB + CHUNK_SIZE
+    assert part.stat().st_size == 0  # not the file: not kept for a resume
 
 
 async def test_announced_size_past_the_ceiling_is_refused_before_the_body(
@@ -345,6 +346,8 @@ async def test_body_not_matching_the_servers_digest_fails(
     (failure,) = report.failed
     assert "does not match the digest" in failure.reason
     assert not (tmp_path / name_of(FileKind.VIDEO)).exists()
+    # The wrong bytes are not kept for a rerun to resume from.
+    assert (tmp_path / (name_of(FileKind.VIDEO) + PART_SUFFIX)).stat().st_size == 0
 
 
 def cut_short(headers: dict[str, str]) -> Handler:

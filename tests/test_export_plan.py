@@ -509,6 +509,7 @@ def test_body_end() -> None:
     assert end(11, 10, None).step is Step.FAIL
     assert end(11, None, 10).step is Step.FAIL
     assert end(1001, None, None).step is Step.FAIL  # no size known: the ceiling bounds it
+    assert end(1001, None, None).discard  # those bytes are not the file: not kept
     assert end(1000, None, None).step is Step.DONE
     assert declared_size_problem(10, 10, 5) is None
     assert declared_size_problem(None, 10, 5) is None
@@ -620,6 +621,6 @@ def test_digest_decides_done_restart_or_fail() -> None:
     announced = state(digest="aa" * 32)
     assert digest_decision("aa" * 32, announced, resumed=True).step is Step.DONE
     assert digest_decision("bb" * 32, announced, resumed=True).step is Step.RESTART
-    assert digest_decision("bb" * 32, announced, resumed=False).step is Step.FAIL
+    assert digest_decision("bb" * 32, announced, resumed=False).discard
     assert digest_decision("bb" * 32, state(), resumed=True).step is Step.DONE  # none known
     assert digest_decision("bb" * 32, None, resumed=False).step is Step.DONE

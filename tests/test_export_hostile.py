@@ -15,7 +15,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -444,6 +444,12 @@ async def test_url_expired_by_the_servers_clock_is_refreshed_then_reported_expir
     (expired,) = report.expired
     assert (expired.recording_id, expired.kind) == (REC, FileKind.VIDEO)
     assert expired.expiry is not None
+    # The client keeps the latest answer's Date, which is what the judgement used.
+    stamp = client.last_server_date
+    assert stamp is not None
+    date, received = stamp
+    assert date is not None
+    assert abs(parsedate_to_datetime(date) - received - timedelta(days=2)) < timedelta(seconds=5)
 
 
 async def test_url_renewed_by_the_refresh_is_used(

@@ -355,6 +355,47 @@ def run_decode(spec: Spec) -> Result:
     return meter.result(count=items, us_per_recording=statistics.median(samples) * 1e6)
 
 
+# -- the webhook waiter ------------------------------------------------------------
+
+
+def _status_updates(prefix: str, count: int) -> list[Any]:
+    from realtimekit_async.webhooks import parse_event
+
+    return [
+        parse_event(
+            b'{"event":"recording.statusUpdate","meeting":{"id":"m"},"recording":{"id":"'
+            + f"{prefix}-{i}".encode()
+            + b'","status":"UPLOADED"}}'
+        )
+        for i in range(count)
+    ]
+
+
+async def _run_waiter(spec: Spec) -> Result:
+    from realtimekit_async import RealtimeKit, RecordingWaiter
+
+    tracked, events = spec["tracked"], spec["events"]
+    fill = _status_updates("fill", tracked)
+    more = _status_updates("more", events) if spec["client"] == "sdk_full" else fill
+    meter = Meter()
+    async with (
+        RealtimeKit(api_token="t", account_id="a", app_id="b", rate_limit=None) as client,
+        RecordingWaiter(client, max_tracked=tracked) as waiter,
+    ):
+        if spec["client"] == "sdk_full":
+            for event in fill:  # untimed: the waiter is full before the timed events
+                waiter.feed(event)
+        with meter.measure():
+            for event in more:
+                waiter.feed(event)
+    return meter.result(count=len(more), us_per_event=meter.wall / len(more) * 1e6)
+
+
+def run_waiter(spec: Spec) -> Result:
+    """Microseconds per webhook event fed to a ``RecordingWaiter``: filling it, or full."""
+    return asyncio.run(_run_waiter(spec))
+
+
 # -- export ------------------------------------------------------------------------
 
 
@@ -453,6 +494,8 @@ def main() -> None:
         result = asyncio.run(run_percall(spec))
     elif workload == "decode":
         result = run_decode(spec)
+    elif workload == "waiter":
+        result = run_waiter(spec)
     elif workload == "export":
         Path(spec["dest"]).mkdir(parents=True, exist_ok=True)
         result = asyncio.run(run_export(spec))

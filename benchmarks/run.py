@@ -65,6 +65,8 @@ class Sizes:
     export_files: int
     export_file_size: int
     big_file_size: int
+    waiter_tracked: int
+    waiter_events: int
 
 
 FULL = Sizes(
@@ -79,6 +81,8 @@ FULL = Sizes(
     export_files=200,
     export_file_size=5 * MiB,
     big_file_size=1024 * MiB,
+    waiter_tracked=10_000,
+    waiter_events=20_000,
 )
 QUICK = Sizes(
     recordings=300,
@@ -92,6 +96,8 @@ QUICK = Sizes(
     export_files=3,
     export_file_size=256 * 1024,
     big_file_size=4 * MiB,
+    waiter_tracked=200,
+    waiter_events=200,
 )
 
 
@@ -252,6 +258,22 @@ def decode_workload(sizes: Sizes, reps: int) -> Workload:
         }
         workload.params = {"recordings_per_page": sizes.per_page, "page_no": page_no}
         run_clients(workload, base, reps, {})
+    return workload
+
+
+def waiter_workload(sizes: Sizes, reps: int) -> Workload:
+    workload = Workload(
+        "waiter",
+        f"RecordingWaiter.feed: microseconds per event, {sizes.waiter_tracked:,} tracked",
+        ["sdk_filling", "sdk_full"],
+        labels={
+            "sdk_filling": f"filling: events for {sizes.waiter_tracked:,} new recordings",
+            "sdk_full": f"full: {sizes.waiter_events:,} more new recordings, oldest forgotten",
+        },
+    )
+    workload.params = {"tracked": sizes.waiter_tracked, "events": sizes.waiter_events}
+    base = {"workload": "waiter", **workload.params}
+    run_clients(workload, base, reps, {})
     return workload
 
 
@@ -482,6 +504,13 @@ def evaluate(workloads: dict[str, Workload], summary: Summary = medians) -> list
         targets.append(
             Target("Decode vs official models", r, ">= 8x faster", r >= 8, "official / sdk")
         )
+    if "waiter" in workloads:
+        r = _ratio(
+            med("waiter", "sdk_full")["us_per_event"], med("waiter", "sdk_filling")["us_per_event"]
+        )
+        targets.append(
+            Target("Waiter feed when full vs filling", r, "<= 2x", r <= 2, "full / filling")
+        )
     if "percall" in workloads:
         raw, sdk = med("percall", "raw"), med("percall", "sdk")
         for op in ("get", "start", "stop"):
@@ -572,6 +601,12 @@ def _row_cells(workload: Workload, client: str, m: dict[str, float]) -> list[str
             f"{m['us_per_recording']:.2f}",
             f"{_ratio(m['us_per_recording'], floor['us_per_recording']):.2f}",
         ]
+    if key == "waiter":
+        return [
+            label,
+            f"{m['us_per_event']:.2f}",
+            f"{_ratio(m['us_per_event'], floor['us_per_event']):.2f}",
+        ]
     if key == "percall":
         return [
             label,
@@ -610,6 +645,7 @@ HEADERS = {
         "wall / conc. floor",
     ],
     "decode": ["decoder", "us / recording", "÷ ours"],
+    "waiter": ["waiter", "us / event", "÷ filling"],
     "percall": [
         "client",
         "get us",
@@ -723,8 +759,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        default="list,latency,decode,percall,scale,export",
-        help="comma-separated subset of: list,latency,decode,percall,scale,export",
+        default="list,latency,decode,waiter,percall,scale,export",
+        help="comma-separated subset of: list,latency,decode,waiter,percall,scale,export",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.{md,json} go")
     args = parser.parse_args(argv)
@@ -759,6 +795,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "decode" in only:
         print("decode", flush=True)
         workloads["decode"] = decode_workload(sizes, reps)
+    if "waiter" in only:
+        print("waiter", flush=True)
+        workloads["waiter"] = waiter_workload(sizes, reps)
     if "percall" in only:
         print("per-call overhead", flush=True)
         workloads["percall"] = percall_workload(sizes, reps)

@@ -10,6 +10,7 @@ from ._config import DEFAULT_RATE_LIMIT, ClientOptions, RateLimit
 from ._exceptions import (
     APIConnectionError,
     APIError,
+    APIResponseTooLargeError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
@@ -77,6 +78,7 @@ from ._waiter import RecordingWaiter
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIResponseTooLargeError",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",

@@ -17,12 +17,14 @@ from typing import Any, Final, Self
 
 import aiohttp
 import attrs
+from aiohttp import hdrs
 from aiolimiter import AsyncLimiter
 from yarl import URL
 
 from ._closing import AsyncCloseable
 from ._config import (
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_SIZE,
     DEFAULT_RATE_LIMIT,
     DEFAULT_TIMEOUT,
     ClientOptions,
@@ -34,6 +36,7 @@ from ._config import (
 from ._exceptions import (
     APIConnectionError,
     APIError,
+    APIResponseTooLargeError,
     APITimeoutError,
     RealtimeKitError,
     ValidationError,
@@ -52,7 +55,7 @@ from ._sansio import (
 )
 from ._version import __version__
 
-__all__ = ["RealtimeKit"]
+__all__ = ["RealtimeKit", "read_body"]
 
 logger: Final = logging.getLogger("realtimekit_async")
 
@@ -60,6 +63,42 @@ USER_AGENT: Final = (
     f"realtimekit_async/{__version__} (Python {platform.python_version()}; "
     f"aiohttp {aiohttp.__version__})"
 )
+
+
+_READ_CHUNK: Final = 64 * 1024
+
+
+async def read_body(
+    response: aiohttp.ClientResponse, limit: int, *, method: str, path: str
+) -> bytes:
+    """Read an answer's whole body, or raise :class:`APIResponseTooLargeError` past ``limit``.
+
+    The body is read piece by piece as aiohttp inflates it, so what is counted
+    is what would be held in memory: a small gzip bomb or an endless chunked
+    body fails at ``limit`` bytes, whatever ``Content-Length`` claims.
+    """
+
+    def too_large() -> APIResponseTooLargeError:
+        return APIResponseTooLargeError(
+            f"{method} {path}: HTTP {response.status} answer is larger than {limit} bytes "
+            "(raise max_response_size if this is expected)",
+            status=response.status,
+            limit=limit,
+            method=method,
+            path=path,
+        )
+
+    declared = response.content_length
+    if declared is not None and declared > limit and hdrs.CONTENT_ENCODING not in response.headers:
+        raise too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class _Transport:
@@ -121,7 +160,9 @@ class RealtimeKit(AsyncCloseable):
 
     A ``session`` passed in is used for every request and left open on close.
     ``rate_limit=None`` turns the client-side limiter off. ``max_retries`` is a
-    count, or a :class:`RetryPolicy` to also set the backoff.
+    count, or a :class:`RetryPolicy` to also set the backoff. An answer whose
+    body (inflated) exceeds ``max_response_size`` bytes (default 8 MiB) raises
+    :class:`APIResponseTooLargeError`.
     """
 
     recordings: Recordings
@@ -137,6 +178,7 @@ class RealtimeKit(AsyncCloseable):
         max_retries: int | RetryPolicy = 2,
         rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         check_int("max_concurrency", max_concurrency, 1)
@@ -147,6 +189,7 @@ class RealtimeKit(AsyncCloseable):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            max_response_size=max_response_size,
         )
         self._init(options, _Transport(session, rate_limit, max_concurrency), owner=True)
 
@@ -239,12 +282,14 @@ class RealtimeKit(AsyncCloseable):
         """Send one API call, retrying as the policy allows; return the decoded envelope.
 
         Raises :class:`APIStatusError` subclasses, :class:`APIConnectionError`,
-        :class:`APITimeoutError` or :class:`APIResponseValidationError`.
+        :class:`APITimeoutError` or :class:`APIResponseValidationError` (its
+        subclass :class:`APIResponseTooLargeError` for an answer past the bound).
         """
         url = self._url(app_id, segments)
         options = self._options
         path = url.raw_path
         headers = {"Authorization": f"Bearer {options.api_token}", "Accept": "application/json"}
+        secrets = (options.api_token,)  # a server may echo them back in an error body
         if body is not None:
             headers["Content-Type"] = "application/json"
         session = self._transport.session
@@ -270,10 +315,16 @@ class RealtimeKit(AsyncCloseable):
                         allow_redirects=False,
                     ) as response,
                 ):
-                    payload = await response.read()
+                    payload = await read_body(
+                        response, options.max_response_size, method=method, path=path
+                    )
                     # Only a fully read answer counts: a body cut short is a failure.
                     status, answer_headers = response.status, response.headers
                     self._transport.last_date = (answer_headers.get("Date"), datetime.now(UTC))
+            except APIResponseTooLargeError as exc:
+                # A success too large to read was still carried out (a started recording).
+                exc.possibly_applied = possibly_applied or 200 <= exc.status < 300
+                raise  # reading it again would cost as much: not retried
             except aiohttp.ConnectionTimeoutError:
                 failure = Failure.CONNECT
                 error = APITimeoutError(
@@ -307,7 +358,9 @@ class RealtimeKit(AsyncCloseable):
             )
             if status is not None and 200 <= status < 300:
                 try:
-                    return unwrap(status, answer_headers, payload, method=method, path=path)
+                    return unwrap(
+                        status, answer_headers, payload, method=method, path=path, secrets=secrets
+                    )
                 except APIError as exc:
                     exc.possibly_applied = possibly_applied
                     raise
@@ -323,7 +376,9 @@ class RealtimeKit(AsyncCloseable):
             if delay is None:
                 if error is None:
                     assert status is not None
-                    error = status_error(status, answer_headers, payload, method=method, path=path)
+                    error = status_error(
+                        status, answer_headers, payload, method=method, path=path, secrets=secrets
+                    )
                 error.possibly_applied = possibly_applied
                 raise error
             possibly_applied |= possibly_processed(status=status, failure=failure)

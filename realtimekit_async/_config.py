@@ -15,6 +15,7 @@ from ._models import check_int, check_seconds
 from ._sansio import DEFAULT_BASE_URL, RetryPolicy
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_SIZE",
     "DEFAULT_RATE_LIMIT",
     "ClientOptions",
     "RateLimit",
@@ -31,6 +32,8 @@ ENV_BASE_URL: Final = "REALTIMEKIT_BASE_URL"
 DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_MAX_CONCURRENCY: Final = 32
+#: The most an API answer may hold, inflated: a page of 1,000 recordings is about 1.5 MB.
+DEFAULT_MAX_RESPONSE_SIZE: Final = 8 << 20
 
 
 @attrs.frozen
@@ -64,6 +67,8 @@ class ClientOptions:
     base_url: URL
     timeout: aiohttp.ClientTimeout
     retry: RetryPolicy
+    #: Bytes of an answer's body read at most (after inflation); see ``APIResponseTooLargeError``.
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE
 
 
 def to_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
@@ -82,12 +87,32 @@ def to_retry_policy(value: int | RetryPolicy) -> RetryPolicy:
 
 
 def _base_url(value: str | URL) -> URL:
-    url = URL(value)
+    url = URL(
+        _header_safe("base_url", value, ascii_only=False) if isinstance(value, str) else value
+    )
     if url.scheme not in {"http", "https"} or not url.host:
         raise ValidationError("base_url", f"must be an http(s) URL, got {str(value)!r}")
     if url.query_string or url.fragment:
         raise ValidationError("base_url", "must not carry a query or fragment")
     return url
+
+
+def _header_safe(field: str, value: str, *, ascii_only: bool) -> str:
+    """``value`` if it can go into a request line or header as it is: no whitespace or
+    control characters (and, for a token, nothing but ASCII).
+
+    CR or LF could add headers of their own: aiohttp refuses them with a raw
+    ``ValueError`` at the first request, yarl silently drops them from a URL.
+    The value is never echoed (it may be a credential).
+    """
+    if (ascii_only and not value.isascii()) or any(
+        c.isspace() or not c.isprintable() for c in value
+    ):
+        kind = "visible ASCII" if ascii_only else "printable text"
+        raise ValidationError(
+            field, f"must be {kind} without spaces, tabs or line breaks (it is sent in a header)"
+        )
+    return value
 
 
 def resolve_options(
@@ -98,6 +123,7 @@ def resolve_options(
     base_url: str | URL | None,
     timeout: float | aiohttp.ClientTimeout,
     max_retries: int | RetryPolicy,
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     env: Mapping[str, str] = os.environ,
 ) -> ClientOptions:
     """Merge arguments with the environment; raise :class:`ValidationError` if unusable."""
@@ -111,10 +137,11 @@ def resolve_options(
     if app is not None and not app.strip():
         raise ValidationError("app_id", "must be a non-empty string")
     return ClientOptions(
-        api_token=token,
+        api_token=_header_safe("api_token", token, ascii_only=True),
         account_id=account,
         app_id=app,
         base_url=_base_url(base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL),
         timeout=to_timeout(timeout),
         retry=to_retry_policy(max_retries),
+        max_response_size=check_int("max_response_size", max_response_size, 1),
     )

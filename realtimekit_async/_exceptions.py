@@ -8,6 +8,7 @@ Hierarchy::
     │   ├── APIConnectionError: no usable answer (refused, reset, DNS, TLS)
     │   │   └── APITimeoutError
     │   ├── APIResponseValidationError: a 2xx answer that is not the documented shape
+    │   │   └── APIResponseTooLargeError: an answer longer than the client reads
     │   └── APIStatusError: the API answered with an error
     │       ├── BadRequestError (400)
     │       ├── AuthenticationError (401)
@@ -35,6 +36,7 @@ from typing import Any
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIResponseTooLargeError",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
@@ -105,6 +107,21 @@ class APIResponseValidationError(APIError):
         super().__init__(message, method=method, path=path)
         self.status = status
         self.body = body
+
+
+class APIResponseTooLargeError(APIResponseValidationError):
+    """An answer whose body (counted after gzip/deflate inflation) exceeds ``limit`` bytes.
+
+    Raised whatever the status, as soon as the bound is crossed: nothing more is
+    read, and the request is not retried. ``body`` is empty; ``possibly_applied``
+    is true for a 2xx, which the server did carry out.
+    """
+
+    def __init__(
+        self, message: str, *, status: int, limit: int, method: str = "", path: str = ""
+    ) -> None:
+        super().__init__(message, status=status, body=b"", method=method, path=path)
+        self.limit = limit
 
 
 class APIStatusError(APIError):

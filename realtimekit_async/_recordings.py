@@ -31,7 +31,7 @@ from ._models import (
     check_int,
 )
 from ._pagination import RecordingPaginator
-from ._sansio import action_applied, check_id, encode_json, list_query, redact_urls
+from ._sansio import action_applied, check_id, encode_json, list_query, redact
 from ._waiting import wait_for_recording
 
 if TYPE_CHECKING:
@@ -50,15 +50,16 @@ def _decode(doc: Mapping[str, Any], cls: type[_T], *, method: str, segments: tup
     try:
         return converter.structure(doc["data"] if cls is not RecordingPage else doc, cls)
     except Exception as exc:  # cattrs raises many types; all mean "not the documented shape"
-        path = "/".join(("recordings", *segments))
-        raise APIResponseValidationError(
-            f"{method} {path}: unexpected response shape for {cls.__name__}: "
-            + redact_urls(repr(exc)),
-            status=200,
-            body=b"",
-            method=method,
-            path=path,
-        ) from exc
+        problem = redact(repr(exc))
+    # Raised outside the handler, so no chained cause or context carries a presigned URL.
+    path = "/".join(("recordings", *segments))
+    raise APIResponseValidationError(
+        f"{method} {path}: unexpected response shape for {cls.__name__}: {problem}",
+        status=200,
+        body=b"",
+        method=method,
+        path=path,
+    )
 
 
 class Recordings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
@@ -94,6 +94,22 @@ def decode_json(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
+#: What :func:`try_decode_json` returns for text that is not JSON.
+NOT_JSON: Final = object()
+
+
+def try_decode_json(data: bytes | str) -> Any:
+    """Parse JSON, or return :data:`NOT_JSON`.
+
+    For errors raised about an untrusted body: the decode error holds the whole
+    document, so it must not become their chained context.
+    """
+    try:
+        return orjson.loads(data)
+    except ValueError:
+        return NOT_JSON
+
+
 # -- answers ---------------------------------------------------------------------------
 
 _STATUS_ERRORS: Final[Mapping[int, type[APIStatusError]]] = {
@@ -109,10 +125,7 @@ _STATUS_ERRORS: Final[Mapping[int, type[APIStatusError]]] = {
 
 def _error_details(body: bytes) -> tuple[int | None, str | None]:
     """Pull (code, message) out of either documented error shape, if present."""
-    try:
-        doc = decode_json(body)
-    except ValueError:
-        return None, None
+    doc = try_decode_json(body)
     if not isinstance(doc, dict):
         return None, None
     error = doc.get("error")  # RealtimeKit: {"error": {"code", "message"}}
@@ -137,21 +150,40 @@ def _as_str(value: object) -> str | None:
 
 # A URL's query, also with JSON-escaped slashes: a presigned URL's query is a credential.
 _URL_QUERY: Final = re.compile(r"""(https?:(?:\\?/){2}[^\s?#"'<>]*)\?[^\s"'<>]*""", re.IGNORECASE)
+# Signature parameters quoted outside a whole URL (a query string on its own, say).
+_SIGNATURE_PARAM: Final = re.compile(
+    r"""\b((?:x-amz-|x-goog-)?(?:signature|credential|security-token)|x-signature|sig)=[^\s&"'<>]+""",
+    re.IGNORECASE,
+)
+# An Authorization value echoed back: whatever follows the scheme is the credential.
+_BEARER: Final = re.compile(r"""\b(bearer)\s+[^\s"'<>,;]+""", re.IGNORECASE)
+REDACTED: Final = "[redacted]"
 
 
-def redact_urls(text: str) -> str:
-    """``text`` with every URL's query replaced by ``…`` (host and path kept)."""
-    return _URL_QUERY.sub(r"\1?…", text)
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with no credential left: each of ``secrets`` (the API token), bearer
+    values, every URL's query (host and path kept) and signature parameters."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    text = _BEARER.sub(rf"\1 {REDACTED}", text)
+    text = _URL_QUERY.sub(r"\1?…", text)
+    return _SIGNATURE_PARAM.sub(r"\1=…", text)
+
+
+def redact_body(body: bytes, secrets: Iterable[str] = ()) -> bytes:
+    """:func:`redact` over raw bytes; bytes that are not UTF-8 pass through unchanged."""
+    text = body.decode("utf-8", "surrogateescape")
+    return redact(text, secrets).encode("utf-8", "surrogateescape")
 
 
 def _snippet(body: bytes) -> str:
     """A short, single-line excerpt of a non-JSON body (an HTML error page, say).
 
-    URLs keep their path but lose their query, so a presigned download URL in a
+    ``body`` is already redacted: a presigned URL or an echoed token in a
     garbled answer cannot end up in an exception message or a log.
     """
-    text = " ".join(body[:200].decode("utf-8", "replace").split())
-    return redact_urls(text) or "empty body"
+    return " ".join(body[:200].decode("utf-8", "replace").split()) or "empty body"
 
 
 def status_error(
@@ -162,8 +194,14 @@ def status_error(
     method: str = "",
     path: str = "",
     now: datetime | None = None,
+    secrets: Iterable[str] = (),
 ) -> APIStatusError:
-    """Map an error answer (any of the three body shapes) to its typed exception."""
+    """Map an error answer (any of the three body shapes) to its typed exception.
+
+    The message and the ``body`` kept on it are redacted (see :func:`redact`),
+    ``secrets`` included: a server may echo the request's headers back.
+    """
+    body = redact_body(body, secrets)
     code, message = _error_details(body)
     if message is None:
         message = f"unexpected answer: {_snippet(body)}"
@@ -187,35 +225,29 @@ def unwrap(
     *,
     method: str = "",
     path: str = "",
+    secrets: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Return the decoded success envelope, or raise the error the answer stands for.
 
     Raises :class:`APIStatusError` (a subclass by status) for error statuses and
     for ``success: false`` on a 2xx, and :class:`APIResponseValidationError` for
-    a 2xx body that is not a JSON object.
+    a 2xx body that is not a JSON object (redacted as :func:`status_error` is).
     """
     if not 200 <= status < 300:
-        raise status_error(status, headers, body, method=method, path=path)
-    try:
-        doc = decode_json(body)
-    except ValueError:
-        raise APIResponseValidationError(
-            f"{method} {path}: HTTP {status} body is not JSON: {_snippet(body)}",
-            status=status,
-            body=body,
-            method=method,
-            path=path,
-        ) from None
+        raise status_error(status, headers, body, method=method, path=path, secrets=secrets)
+    doc = try_decode_json(body)
     if not isinstance(doc, dict):
+        body = redact_body(body, secrets)
+        problem = f"not JSON: {_snippet(body)}" if doc is NOT_JSON else "not a JSON object"
         raise APIResponseValidationError(
-            f"{method} {path}: HTTP {status} body is not a JSON object",
+            f"{method} {path}: HTTP {status} body is {problem}",
             status=status,
             body=body,
             method=method,
             path=path,
         )
     if doc.get("success") is False:
-        raise status_error(status, headers, body, method=method, path=path)
+        raise status_error(status, headers, body, method=method, path=path, secrets=secrets)
     return doc
 
 
@@ -265,29 +297,44 @@ RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def server_delay(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
-    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``."""
+    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``.
+
+    ``None`` when neither header holds a usable value (garbage, negative, not
+    finite, a date no calendar can hold): the caller then uses its own backoff.
+    Never raises, whatever the header says.
+    """
     raw_ms = headers.get("retry-after-ms")
     if raw_ms is not None:
-        try:
-            value = float(raw_ms) / 1000
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value) and value >= 0:
-            return value
+        value = _seconds_value(raw_ms)
+        if value is not None:
+            return value / 1000
     raw = headers.get("retry-after")
     if raw is None:
         return None
+    value = _seconds_value(raw)
+    return value if value is not None else _date_delay(raw, now or datetime.now(UTC))
+
+
+def _seconds_value(raw: str) -> float | None:
+    """A finite, non-negative number, or ``None``."""
     try:
         value = float(raw)
     except ValueError:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _date_delay(raw: str, now: datetime) -> float | None:
+    """Seconds from ``now`` until the HTTP date ``raw`` (0 if past), or ``None`` if unusable."""
+    try:
+        when = parsedate_to_datetime(raw)
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-    return value if math.isfinite(value) and value >= 0 else None
+        # A year past 9999 overflows in parsing; a zone offset at either end of
+        # the calendar overflows in the subtraction.
+        return max(0.0, (when - now).total_seconds())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def retry_delay(

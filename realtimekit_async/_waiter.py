@@ -82,7 +82,11 @@ class RecordingWaiter(AsyncCloseable):
         check_int("max_tracked", max_tracked, 1)
         self._app_id = app_id
         self._max_tracked = max_tracked
-        self._tracked: OrderedDict[str, _Tracked] = OrderedDict()
+        # Recordings nobody waits for, least recently used first (the ones to forget),
+        # apart from those being waited for or polled, which are never forgotten:
+        # so making room costs O(1) per event however many are tracked.
+        self._idle: OrderedDict[str, _Tracked] = OrderedDict()
+        self._busy: dict[str, _Tracked] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -93,7 +97,7 @@ class RecordingWaiter(AsyncCloseable):
 
     def status(self, recording_id: str) -> RecordingStatus | None:
         """The latest status known for a recording, or ``None``."""
-        tracked = self._tracked.get(recording_id)
+        tracked = self._busy.get(recording_id) or self._idle.get(recording_id)
         return tracked.status if tracked is not None else None
 
     def feed(self, event: WebhookEvent) -> bool:
@@ -138,6 +142,7 @@ class RecordingWaiter(AsyncCloseable):
             future = asyncio.get_running_loop().create_future()
             tracked.futures[wanted] = future
         tracked.waiters[wanted] = tracked.waiters.get(wanted, 0) + 1
+        self._busy[recording_id] = self._idle.pop(recording_id, tracked)
         self._start_poller(recording_id, tracked)
         try:
             async with asyncio.timeout(limit):
@@ -150,11 +155,12 @@ class RecordingWaiter(AsyncCloseable):
             ) from None
         finally:
             self._leave(tracked, wanted)
+            self._settle(recording_id, tracked)
 
     async def close(self) -> None:
         """Stop polling and fail pending waits with :class:`RealtimeKitError`. Safe to call twice."""
         self._closed = True
-        for tracked in self._tracked.values():
+        for tracked in (*self._busy.values(), *self._idle.values()):
             for future in tracked.futures.values():
                 if not future.done():
                     future.set_exception(RealtimeKitError("the waiter was closed"))
@@ -166,17 +172,24 @@ class RecordingWaiter(AsyncCloseable):
     # -- internals ------------------------------------------------------------------
 
     def _track(self, recording_id: str) -> _Tracked:
-        tracked = self._tracked.get(recording_id)
+        tracked = self._busy.get(recording_id)
         if tracked is not None:
-            self._tracked.move_to_end(recording_id)
             return tracked
-        tracked = self._tracked[recording_id] = _Tracked()
-        if len(self._tracked) > self._max_tracked:
-            # Forget the least recently used recordings nobody is waiting for.
-            excess = len(self._tracked) - self._max_tracked
-            for key in [k for k, t in self._tracked.items() if t.idle()][:excess]:
-                del self._tracked[key]
+        tracked = self._idle.get(recording_id)
+        if tracked is not None:
+            self._idle.move_to_end(recording_id)
+            return tracked
+        tracked = self._idle[recording_id] = _Tracked()
+        # Forget the least recently used idle recordings (never the one just added).
+        while len(self._idle) + len(self._busy) > self._max_tracked and len(self._idle) > 1:
+            self._idle.popitem(last=False)
         return tracked
+
+    def _settle(self, recording_id: str, tracked: _Tracked) -> None:
+        """Once nobody waits for or polls a recording, it may be forgotten again."""
+        if tracked.idle() and self._busy.get(recording_id) is tracked:
+            del self._busy[recording_id]
+            self._idle[recording_id] = tracked
 
     def _apply(self, tracked: _Tracked, snapshot: RecordingSnapshot) -> bool:
         if not supersedes(tracked.status, snapshot.status):
@@ -215,6 +228,7 @@ class RecordingWaiter(AsyncCloseable):
         tracked.poller = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _task: self._settle(recording_id, tracked))
 
     async def _poll(self, recording_id: str, tracked: _Tracked) -> None:
         try:

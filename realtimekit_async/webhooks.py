@@ -3,8 +3,9 @@
 RealtimeKit signs the raw body of every delivery with RSA-SHA256 (PKCS#1 v1.5)
 and sends the base64 signature in ``rtk-signature`` (``dyte-signature`` from
 older senders). Nothing is parsed before its signature checks out. Delivery is
-at-least-once and unordered; ``rtk-uuid`` names the event, so de-duplicate on
-it (the :class:`Deduplicator`, which the handler uses).
+at-least-once and unordered; ``rtk-uuid`` names the event, but it is not
+signed, so the handler's :class:`Deduplicator` keys on it and on a digest of
+the signed body (a replay with a fresh uuid is still a duplicate).
 
 Typical use with aiohttp.web::
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import inspect
 import logging
 import time
@@ -33,7 +35,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from yarl import URL
 
+from ._client import read_body
 from ._closing import AsyncCloseable
+from ._config import DEFAULT_MAX_RESPONSE_SIZE
 from ._converter import converter
 from ._exceptions import (
     APIConnectionError,
@@ -45,7 +49,7 @@ from ._exceptions import (
     WebhookVerificationError,
 )
 from ._models import check_int, check_seconds
-from ._sansio import decode_json, unwrap
+from ._sansio import NOT_JSON, redact, try_decode_json, unwrap
 from ._waiter import RecordingSnapshot, RecordingWaiter
 from ._webhook_models import (
     RECORDING_STATUS_UPDATE,
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_MAX_PENDING",
     "PUBLIC_KEY_URL",
     "RECORDING_STATUS_UPDATE",
     "Deduplicator",
@@ -86,6 +91,7 @@ __all__ = [
     "WebhookVerificationError",
     "WebhookVerifier",
     "delivery_headers",
+    "delivery_keys",
     "load_public_key",
     "parse_event",
     "verify_signature",
@@ -96,6 +102,9 @@ logger: Final = logging.getLogger("realtimekit_async.webhooks")
 
 PUBLIC_KEY_URL: Final = "https://api.realtime.cloudflare.com/.well-known/webhooks.json"
 DEFAULT_MAX_BODY_SIZE: Final = 1 << 20
+DEFAULT_MAX_PENDING: Final = 1000
+# How long close() waits for cancelled callbacks before leaving them behind.
+_CANCEL_GRACE: Final = 1.0
 
 # Current header names first; the Dyte-era names are what older senders use.
 _SIGNATURE_HEADERS: Final = ("rtk-signature", "dyte-signature")
@@ -185,10 +194,9 @@ def parse_event(
     fields are ignored. Raises :class:`WebhookPayloadError`. Prefer
     :meth:`WebhookVerifier.parse`, which checks the signature first.
     """
-    try:
-        doc = decode_json(body)
-    except ValueError:
-        raise WebhookPayloadError("webhook body is not JSON") from None
+    doc = try_decode_json(body)
+    if doc is NOT_JSON:
+        raise WebhookPayloadError("webhook body is not JSON")
     if not isinstance(doc, dict) or not isinstance(doc.get("event"), str):
         raise WebhookPayloadError("webhook body is not an object with an 'event' string")
     if doc["event"] != RECORDING_STATUS_UPDATE:
@@ -198,16 +206,31 @@ def parse_event(
     try:
         event = converter.structure(doc, RecordingStatusUpdate)
     except Exception as exc:  # cattrs raises many types; all mean "not the documented shape"
-        raise WebhookPayloadError(f"unexpected {RECORDING_STATUS_UPDATE} shape: {exc!r}") from exc
-    return attrs.evolve(event, delivery_id=delivery_id, webhook_id=webhook_id)
+        problem = redact(repr(exc))
+    else:
+        return attrs.evolve(event, delivery_id=delivery_id, webhook_id=webhook_id)
+    # Raised outside the handler, so no chained cause or context carries a presigned URL.
+    raise WebhookPayloadError(f"unexpected {RECORDING_STATUS_UPDATE} shape: {problem}")
+
+
+def delivery_keys(delivery_id: str | None, body: bytes) -> tuple[str, ...]:
+    """What a delivery is de-duplicated on: its ``rtk-uuid`` and a digest of its signed body.
+
+    Neither the uuid nor any timestamp is signed, so a captured delivery can be
+    replayed with a fresh uuid: only the body identifies it. The prefixes keep
+    a forged uuid from ever matching a body digest.
+    """
+    digest = "body:" + hashlib.sha256(body).hexdigest()
+    return (digest,) if delivery_id is None else ("uuid:" + delivery_id, digest)
 
 
 class Deduplicator:
-    """Remembers delivery ids for ``ttl`` seconds, at most ``max_entries`` of them.
+    """Remembers delivery keys for ``ttl`` seconds, at most ``max_entries`` of them.
 
-    Memory stays bounded: the oldest ids are dropped first when full (a very
-    late redelivery of one of them would then be dispatched again). ``clock``
-    is injectable for tests. Not thread-safe; use it from one event loop.
+    Memory stays bounded: the oldest keys are dropped first when full (a very
+    late redelivery of one of them would then be dispatched again); the handler
+    stores two keys per delivery (see :func:`delivery_keys`). ``clock`` is
+    injectable for tests. Not thread-safe; use it from one event loop.
     """
 
     def __init__(
@@ -223,23 +246,27 @@ class Deduplicator:
         self._clock = clock
         self._expiry: OrderedDict[str, float] = OrderedDict()
 
-    def first_time(self, delivery_id: str) -> bool:
-        """Record ``delivery_id``; ``True`` unless it was already seen within the TTL."""
+    def first_time(self, *keys: str) -> bool:
+        """``True`` unless one of ``keys`` was seen within the TTL; then remember them all.
+
+        A duplicate stores nothing, so replays cannot push genuine keys out.
+        """
         now = self._clock()
         self._purge(now)
-        expires = self._expiry.get(delivery_id)
-        if expires is not None and expires > now:
+        if any(self._expiry.get(key, now) > now for key in keys):
             return False
-        # Re-inserting keeps the dict ordered by expiry, which _purge relies on.
-        self._expiry.pop(delivery_id, None)
-        self._expiry[delivery_id] = now + self._ttl
+        for key in keys:
+            # Re-inserting keeps the dict ordered by expiry, which _purge relies on.
+            self._expiry.pop(key, None)
+            self._expiry[key] = now + self._ttl
         while len(self._expiry) > self._max:
             self._expiry.popitem(last=False)
         return True
 
-    def forget(self, delivery_id: str) -> None:
-        """Drop ``delivery_id`` so its next delivery counts as new (after a failed dispatch)."""
-        self._expiry.pop(delivery_id, None)
+    def forget(self, *keys: str) -> None:
+        """Drop ``keys`` so their next delivery counts as new (after a failed dispatch)."""
+        for key in keys:
+            self._expiry.pop(key, None)
 
     def __contains__(self, delivery_id: object) -> bool:
         expires = self._expiry.get(delivery_id) if isinstance(delivery_id, str) else None
@@ -267,9 +294,14 @@ class WebhookVerifier(AsyncCloseable):
     client's session when given ``client=``, else ``session=`` or a session of
     its own (closed by :meth:`close`). A fetched key is cached; when a
     signature does not match, the key is fetched again once in case it was
-    rotated; concurrent failures share that one fetch, and a refetch that
-    brings back the same key holds off further refetches for
-    ``refetch_cooldown`` seconds (so forged deliveries cannot hammer the key URL).
+    rotated.
+
+    Forged deliveries cannot hammer the key URL, nor a slow one hold up
+    deliveries: every caller shares the one fetch in flight, each fetch gives up
+    after ``timeout`` seconds, and after a refetch (whatever it brought) or a
+    failed fetch no other is made for ``refetch_cooldown`` seconds; meanwhile a
+    failure is raised again at once (so the handler answers 503 and the sender
+    retries later).
     """
 
     def __init__(
@@ -279,7 +311,7 @@ class WebhookVerifier(AsyncCloseable):
         client: RealtimeKit | None = None,
         session: aiohttp.ClientSession | None = None,
         key_url: str | URL = PUBLIC_KEY_URL,
-        timeout: float = 10.0,
+        timeout: float = 5.0,
         refetch_cooldown: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -293,17 +325,24 @@ class WebhookVerifier(AsyncCloseable):
         self._session = session
         self._own_session: aiohttp.ClientSession | None = None
         self._key_url = URL(key_url)
+        self._max_answer = (
+            client.options.max_response_size if client is not None else DEFAULT_MAX_RESPONSE_SIZE
+        )
         self._timeout = aiohttp.ClientTimeout(total=check_seconds("timeout", timeout))
         if isinstance(refetch_cooldown, bool) or not refetch_cooldown >= 0:
             raise ValidationError("refetch_cooldown", "must be a number of seconds >= 0")
         self._cooldown = float(refetch_cooldown)
         self._clock = clock
         self._quiet_until = float("-inf")
-        self._lock = asyncio.Lock()
+        self._failure: str | None = None  # why the last fetch failed, during its cooldown
+        self._inflight: asyncio.Task[rsa.RSAPublicKey] | None = None
         self.fetch_count = 0  #: how often the key was fetched (for monitoring)
 
     async def close(self) -> None:
-        """Close the session the verifier created, if any. Safe to call twice."""
+        """Stop a fetch in flight; close the session the verifier created. Safe to call twice."""
+        if self._inflight is not None:
+            self._inflight.cancel()
+            await asyncio.wait({self._inflight})
         if self._own_session is not None:
             await self._own_session.close()
             self._own_session = None
@@ -343,18 +382,46 @@ class WebhookVerifier(AsyncCloseable):
         return parse_event(body, delivery_id=info.delivery_id, webhook_id=info.webhook_id)
 
     async def _refresh(self, stale: rsa.RSAPublicKey | None) -> rsa.RSAPublicKey:
-        """Fetch the key unless another caller already replaced ``stale`` (one fetch in flight)."""
-        async with self._lock:
-            current = self._key
-            if current is not None and (current is not stale or self._static):
+        """A key newer than ``stale``, fetched unless another caller already did or may not.
+
+        Raises :class:`APIError` when the fetch fails, and again at once while
+        its cooldown lasts.
+        """
+        current = self._key
+        if current is not None and (current is not stale or self._static):
+            return current
+        if self._clock() < self._quiet_until:
+            if self._failure is not None:
+                wait = self._quiet_until - self._clock()
+                raise APIConnectionError(
+                    f"{self._failure} (the key URL is not tried again for {wait:.1f}s)",
+                    method="GET",
+                    path=self._key_url.path,
+                )
+            if current is not None:
                 return current
-            if current is not None and self._clock() < self._quiet_until:
-                return current
+        if self._inflight is None:
+            task = asyncio.create_task(self._fetch_and_keep(refetch=current is not None))
+            task.add_done_callback(_retrieve)  # also when every caller gave up waiting
+            self._inflight = task
+        # shield: one caller cancelled (its delivery dropped) must not cancel the others' fetch.
+        return await asyncio.shield(self._inflight)
+
+    async def _fetch_and_keep(self, *, refetch: bool) -> rsa.RSAPublicKey:
+        try:
             key = await self._fetch()
-            if current is not None and key.public_numbers() == current.public_numbers():
-                self._quiet_until = self._clock() + self._cooldown
-            self._key = key
-            return key
+        except APIError as exc:
+            self._failure = str(exc)
+            self._quiet_until = self._clock() + self._cooldown
+            raise
+        finally:
+            self._inflight = None
+        self._failure = None
+        if refetch:
+            # Changed or not: a key that differs on every fetch must not buy a fetch per forgery.
+            self._quiet_until = self._clock() + self._cooldown
+        self._key = key
+        return key
 
     def _http(self) -> aiohttp.ClientSession:
         if self._client is not None:
@@ -368,29 +435,36 @@ class WebhookVerifier(AsyncCloseable):
     async def _fetch(self) -> rsa.RSAPublicKey:
         url = self._key_url
         where = {"method": "GET", "path": url.path}
+        shown = redact(str(url))  # a key URL could carry a credential in its query
         self.fetch_count += 1
         try:
             async with self._http().get(
                 url, timeout=self._timeout, headers={"Accept": "application/json"}
             ) as response:
-                status, headers, body = response.status, response.headers, await response.read()
+                body = await read_body(response, self._max_answer, **where)
+                status, headers = response.status, response.headers
         except TimeoutError:
-            raise APITimeoutError(f"GET {url}: timed out", **where) from None
+            raise APITimeoutError(f"GET {shown}: timed out", **where) from None
         except aiohttp.ClientError as exc:
-            raise APIConnectionError(f"GET {url}: {type(exc).__name__}", **where) from None
+            raise APIConnectionError(f"GET {shown}: {type(exc).__name__}", **where) from None
         doc = unwrap(status, headers, body, **where)
         data = doc.get("data")
         pem = data.get("publicKey") if isinstance(data, dict) else None
         if not isinstance(pem, str):
             raise APIResponseValidationError(
-                f"GET {url}: no data.publicKey in the answer", status=status, body=body, **where
+                f"GET {shown}: no data.publicKey in the answer", status=status, body=body, **where
             )
         try:
             return load_public_key(pem)
         except ValidationError as exc:
             raise APIResponseValidationError(
-                f"GET {url}: {exc}", status=status, body=body, **where
+                f"GET {shown}: {exc}", status=status, body=body, **where
             ) from None
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 # -- the aiohttp handler --------------------------------------------------------------
@@ -424,8 +498,9 @@ class WebhookHandler:
     also close it on app shutdown (without that, call :meth:`close` yourself).
 
     Answers: 401 missing or bad signature, 413 body too large, 400 not a JSON
-    event, 503 when the public key cannot be fetched or the callback raised
-    :class:`RetryDelivery` in time, 200 when handled (or a duplicate), 202 when
+    event, 503 when the public key cannot be fetched, the callback raised
+    :class:`RetryDelivery` in time or too many callbacks are running, 200 when
+    handled (or a duplicate: same ``rtk-uuid`` or same signed body), 202 when
     the callback is still running in the background.
     """
 
@@ -437,6 +512,7 @@ class WebhookHandler:
         waiter: RecordingWaiter | None,
         deduplicator: Deduplicator,
         max_body_size: int,
+        max_pending: int,
         respond_within: float,
         shutdown_timeout: float,
     ) -> None:
@@ -445,6 +521,7 @@ class WebhookHandler:
         self._waiter = waiter
         self._dedup = deduplicator
         self._max_body_size = max_body_size
+        self._max_pending = max_pending
         self._respond_within = respond_within
         self._shutdown_timeout = shutdown_timeout
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -464,16 +541,27 @@ class WebhookHandler:
         await self.close()
 
     async def close(self) -> None:
-        """Give running callbacks ``shutdown_timeout`` seconds to finish, then cancel the rest."""
+        """Give running callbacks ``shutdown_timeout`` seconds to finish, then cancel the rest.
+
+        Returns within ``shutdown_timeout`` plus one second: a callback that
+        swallows its cancellation is logged and left behind, not waited for.
+        """
         tasks = set(self._tasks)
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=self._shutdown_timeout)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=self._shutdown_timeout)
+        for task in late:
+            task.cancel()
+        if late:
+            _, stuck = await asyncio.wait(late, timeout=_CANCEL_GRACE)
+            if stuck:
+                logger.error("%d webhook callback(s) ignored cancellation; not waiting", len(stuck))
 
     async def handle(self, request: web.Request) -> web.Response:
         """The aiohttp.web handler (for routing by hand; :meth:`setup` does it for you)."""
+        if len(self._tasks) >= self._max_pending:
+            # Nothing is read or remembered: the sender retries, by then there is room.
+            return web.Response(status=503, text="too many callbacks running")
         if delivery_headers(request.headers).signature is None:
             return web.Response(status=401, text="missing rtk-signature header")
         if hdrs.CONTENT_TYPE in request.headers and not _is_json(request.content_type):
@@ -493,19 +581,20 @@ class WebhookHandler:
             # Our side cannot check it right now; a 5xx makes the sender try again.
             logger.error("cannot verify webhook delivery: %s", exc)
             return web.Response(status=503, text="cannot verify now")
-        if event.delivery_id is not None and not self._dedup.first_time(event.delivery_id):
+        keys = delivery_keys(event.delivery_id, body)
+        if not self._dedup.first_time(*keys):
             return web.Response(status=200, text="duplicate")
         if self._waiter is not None:
             self._waiter.feed(event)
-        return await self._dispatch(event)
+        return await self._dispatch(event, keys)
 
-    async def _dispatch(self, event: WebhookEvent) -> web.Response:
+    async def _dispatch(self, event: WebhookEvent, keys: tuple[str, ...]) -> web.Response:
         if self._on_event is None:
             return web.Response(status=200, text="ok")
         try:
             result = self._on_event(event)
         except RetryDelivery:
-            return self._redeliver(event)
+            return self._redeliver(keys)
         except Exception:
             logger.exception("webhook callback failed for %s", event.event)
             return web.Response(status=200, text="ok")
@@ -523,12 +612,11 @@ class WebhookHandler:
         if not task.done():
             return web.Response(status=202, text="accepted")
         if not task.cancelled() and isinstance(task.exception(), RetryDelivery):
-            return self._redeliver(event)
+            return self._redeliver(keys)
         return web.Response(status=200, text="ok")
 
-    def _redeliver(self, event: WebhookEvent) -> web.Response:
-        if event.delivery_id is not None:
-            self._dedup.forget(event.delivery_id)
+    def _redeliver(self, keys: tuple[str, ...]) -> web.Response:
+        self._dedup.forget(*keys)
         return web.Response(status=503, text="redelivery requested")
 
     def _finished(self, task: asyncio.Future[Any]) -> None:
@@ -554,6 +642,7 @@ def webhook_handler(
     waiter: RecordingWaiter | None = None,
     deduplicator: Deduplicator | None = None,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    max_pending: int = DEFAULT_MAX_PENDING,
     respond_within: float = 2.0,
     shutdown_timeout: float = 5.0,
 ) -> WebhookHandler:
@@ -566,11 +655,13 @@ def webhook_handler(
     delivery is acknowledged with 202 and the task carries on until
     :meth:`WebhookHandler.close` (wired to app shutdown by
     :meth:`WebhookHandler.setup`), which waits up to ``shutdown_timeout``
-    seconds for it before cancelling it. A plain function runs inline and must be
-    quick. Other exceptions from the callback are logged and acknowledged:
+    seconds for it before cancelling it. While ``max_pending`` callbacks are
+    running, new deliveries are answered 503 unread, so the sender retries
+    later. A plain function runs inline and must be quick. Other exceptions from the callback are logged and acknowledged:
     a redelivery would fail the same way.
     """
     check_int("max_body_size", max_body_size, 1)
+    check_int("max_pending", max_pending, 1)
     for name, value in (("respond_within", respond_within), ("shutdown_timeout", shutdown_timeout)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
             raise ValidationError(name, f"must be a number of seconds >= 0, got {value!r}")
@@ -580,6 +671,7 @@ def webhook_handler(
         waiter=waiter,
         deduplicator=deduplicator if deduplicator is not None else Deduplicator(),
         max_body_size=max_body_size,
+        max_pending=max_pending,
         respond_within=float(respond_within),
         shutdown_timeout=float(shutdown_timeout),
     )

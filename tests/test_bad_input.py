@@ -89,6 +89,12 @@ ROWS: list[Row] = [
     ),
     Row(
         "RealtimeKit(...)",
+        '`api_token="t\\r\\nX-Injected: 1"`',
+        _client(**{**AUTH, "api_token": "t\r\nX-Injected: 1"}),
+        "api_token: must be visible ASCII without spaces, tabs or line breaks (it is sent in a header)",
+    ),
+    Row(
+        "RealtimeKit(...)",
         '`app_id=" "`',
         _client(api_token="t", account_id="a", app_id=" "),
         "app_id: must be a non-empty string",
@@ -98,6 +104,12 @@ ROWS: list[Row] = [
         '`base_url="ftp://x"`',
         _client(**{**AUTH, "base_url": "ftp://x"}),
         "base_url: must be an http(s) URL, got 'ftp://x'",
+    ),
+    Row(
+        "RealtimeKit(...)",
+        '`base_url="https://x\\n/"`',
+        _client(**{**AUTH, "base_url": "https://x\n/"}),
+        "base_url: must be printable text without spaces, tabs or line breaks (it is sent in a header)",
     ),
     Row(
         "RealtimeKit(...)",
@@ -128,6 +140,12 @@ ROWS: list[Row] = [
         "`max_concurrency=0`",
         _client(**AUTH, max_concurrency=0),
         "max_concurrency: must be an integer >= 1, got 0",
+    ),
+    Row(
+        "RealtimeKit(...)",
+        "`max_response_size=0`",
+        _client(**AUTH, max_response_size=0),
+        "max_response_size: must be an integer >= 1, got 0",
     ),
     Row(
         "RateLimit(...)",
@@ -417,6 +435,12 @@ ROWS: list[Row] = [
     ),
     Row(
         "webhook_handler(...)",
+        "`max_pending=0`",
+        lambda _c: webhook_handler(WebhookVerifier(), max_pending=0),
+        "max_pending: must be an integer >= 1, got 0",
+    ),
+    Row(
+        "webhook_handler(...)",
         "`respond_within=-1`",
         lambda _c: webhook_handler(WebhookVerifier(), respond_within=-1),
         "respond_within: must be a number of seconds >= 0, got -1",
@@ -612,8 +636,8 @@ async def test_replayed_delivery_is_acknowledged_once_dispatched(
 ) -> None:
     http, events = hooks
     answers = []
-    for _ in range(3):
-        async with http.post("/hooks", data=BODY, headers=signed_headers(BODY, "same-id")) as r:
+    for delivery_id in ("same-id", "same-id", "fresh-id"):
+        async with http.post("/hooks", data=BODY, headers=signed_headers(BODY, delivery_id)) as r:
             answers.append((r.status, await r.text()))
     assert answers == [(200, "ok"), (200, "duplicate"), (200, "duplicate")]
     assert len(events) == 1
@@ -729,7 +753,8 @@ def render_table() -> str:
             f"| `webhook_handler` (HTTP) | {d.bad} | HTTP {d.status} `{d.text}`, not dispatched |"
         )
     lines.append(
-        "| `webhook_handler` (HTTP) | the same `rtk-uuid` again (a replay) "
+        "| `webhook_handler` (HTTP) | the same signed body again, with the same or a fresh "
+        "`rtk-uuid` (a replay) "
         "| HTTP 200 `duplicate`, not dispatched again |"
     )
     for argv, line in CLI_ROWS:

@@ -21,6 +21,7 @@ EXPECTED = {
     "list_0ms": ["floor", "floor_concurrent", "official", "sdk_prefetch1", "sdk"],
     "list_50ms": ["floor", "floor_concurrent", "official", "sdk_prefetch1", "sdk"],
     "decode": ["sdk", "official", "official_strict"],
+    "waiter": ["sdk_filling", "sdk_full"],
     "percall": ["raw", "sdk"],
     "scale": ["floor_fixed", "floor_small", "floor_large", "sdk_fixed", "sdk_small", "sdk_large"],
     "export_files": ["raw", "raw_durable", "sdk"],

@@ -32,7 +32,7 @@ from realtimekit_async._sansio import (
     page_count,
     possibly_processed,
     recordings_url,
-    redact_urls,
+    redact,
     retry_delay,
     server_delay,
     status_error,
@@ -358,7 +358,7 @@ def test_action_applied(action: str, status: str, expected: bool) -> None:
     assert action_applied(action, status) is expected
 
 
-def test_redact_urls_keeps_host_and_path() -> None:
+def test_redact_keeps_host_and_path() -> None:
     text = "bad value 'https://files.example/r/1.mp4?X-Signature=abc&X-Expires=9' in field"
-    assert redact_urls(text) == "bad value 'https://files.example/r/1.mp4?…' in field"
-    assert redact_urls("https:\\/\\/h.example\\/a?sig=1") == "https:\\/\\/h.example\\/a?…"
+    assert redact(text) == "bad value 'https://files.example/r/1.mp4?…' in field"
+    assert redact("https:\\/\\/h.example\\/a?sig=1") == "https:\\/\\/h.example\\/a?…"

@@ -509,3 +509,50 @@ async def test_waiter_validates_arguments(client: RealtimeKit, api: Any) -> None
             await waiter.wait("")
         assert waiter.pollers == 0
     assert sent(api) == []
+
+
+async def test_waited_for_recordings_are_never_forgotten_and_idle_ones_go_oldest_first(
+    client: RealtimeKit,
+) -> None:
+    async with RecordingWaiter(client, max_tracked=3, grace=60) as waiter:
+        waits = [asyncio.create_task(waiter.wait(rid, timeout=None)) for rid in ("w1", "w2")]
+        await asyncio.sleep(0)
+        for rid in ("a", "b", "c", "d"):
+            waiter.feed(event("RECORDING", rid))
+        # Both waited-for recordings stay; the one idle slot holds the newest.
+        assert [waiter.status(r) for r in ("a", "b", "c", "d")] == [None, None, None, S.RECORDING]
+        waiter.feed(event("UPLOADED", "w1"))
+        assert (await waits[0]).status == S.UPLOADED
+        await asyncio.sleep(0.01)  # its poller winds down: w1 is idle, used after d
+        waiter.feed(event("RECORDING", "e"))
+        assert waiter.status("d") is None
+        assert waiter.status("w1") is S.UPLOADED
+        assert waiter.status("e") is S.RECORDING
+        waits[1].cancel()
+        await asyncio.gather(waits[1], return_exceptions=True)
+
+
+async def test_feeding_a_full_waiter_looks_at_a_bounded_number_of_recordings(
+    client: RealtimeKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Item 15 of issue 11: each event used to scan every tracked recording for
+    # idle ones (O(n)); the figures are in benchmarks (make bench, "waiter").
+    from realtimekit_async import _waiter
+
+    looked = itertools.count()
+    real_idle = _waiter._Tracked.idle
+
+    def counting_idle(self: Any) -> bool:
+        next(looked)
+        return real_idle(self)
+
+    monkeypatch.setattr(_waiter._Tracked, "idle", counting_idle)
+    async with RecordingWaiter(client, max_tracked=1000) as waiter:
+        for i in range(1000):
+            waiter.feed(event("UPLOADED", f"fill-{i}"))
+        before = next(looked)
+        for i in range(1000):
+            waiter.feed(event("UPLOADED", f"more-{i}"))
+        assert next(looked) - before - 1 <= 10  # was about 1,000 per event
+        assert waiter.status("fill-999") is None
+        assert waiter.status("more-999") is S.UPLOADED

@@ -597,8 +597,10 @@ async def test_handler_duplicate_is_acknowledged_not_redispatched(
     assert await post(http) == (200, "ok")
     assert await post(http) == (200, "duplicate")
     assert len(recorder.events) == 1
-    other = signed_headers(BODY, "delivery-2")
-    assert (await post(http, headers=other))[0] == 200
+    # The same signed body under a fresh rtk-uuid is a replay, not a new event.
+    assert await post(http, headers=signed_headers(BODY, "delivery-2")) == (200, "duplicate")
+    other = encode(status_update("UPLOADING"))
+    assert await post(http, other, signed_headers(other, "delivery-2")) == (200, "ok")
     assert len(recorder.events) == 2
 
 
@@ -655,10 +657,10 @@ async def test_handler_sync_callback_and_errors(caplog: pytest.LogCaptureFixture
     http = await serve(webhook_handler(WebhookVerifier(public_pem()), callback))
     try:
         with caplog.at_level(logging.ERROR, logger="realtimekit_async.webhooks"):
-            assert (await post(http, headers=signed_headers(BODY, "a")))[0] == 200
-            assert (await post(http, headers=signed_headers(BODY, "b")))[0] == 503
-            # A bug is logged and acknowledged: a redelivery would fail the same way.
-            assert (await post(http, headers=signed_headers(BODY, "c")))[0] == 200
+            for delivery, answer in (("a", 200), ("b", 503), ("c", 200)):
+                # A bug (c) is logged and acknowledged: a redelivery would fail the same way.
+                body = encode(status_update("UPLOADED", recording_id=delivery))
+                assert (await post(http, body, signed_headers(body, delivery)))[0] == answer
     finally:
         await http.close()
     assert len(seen) == 3
@@ -682,12 +684,17 @@ async def test_handler_async_callback_error_is_logged(caplog: pytest.LogCaptureF
 async def test_handler_key_fetch_failure_is_503(key_server: tuple[KeyServer, str]) -> None:
     keys, url = key_server
     keys.status = 502
-    verifier = WebhookVerifier(key_url=url)
+    clock = FakeClock()
+    verifier = WebhookVerifier(key_url=url, refetch_cooldown=10, clock=clock)
     http = await serve(webhook_handler(verifier))
     try:
         assert (await post(http))[0] == 503  # our problem: let the sender retry
         keys.status = 200
-        assert (await post(http))[0] == 200
+        assert (await post(http))[0] == 503  # the failure holds for the cooldown ...
+        assert keys.hits == 1
+        clock.now += 11
+        assert (await post(http))[0] == 200  # ... then the key URL is asked again
+        assert keys.hits == 2
     finally:
         await http.close()
         await verifier.close()

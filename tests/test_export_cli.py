@@ -223,3 +223,15 @@ def test_seeded_data_depends_on_the_seed_not_the_start_time() -> None:
 
     now = datetime.now(UTC)
     assert seeded(now) == seeded(now + timedelta(days=9, seconds=7))
+
+
+def test_no_seeded_url_expires_soon_after_the_start() -> None:
+    # A 30x clock would otherwise expire some while the first export runs, and a
+    # restart would bring new ones: the rerun would have files to fetch.
+    start = datetime.now(UTC)
+    emu = Emulator(recordings=2000, seed=5, start_time=start)
+    now_ms = emu.clock.now_ms()
+    left = [r.expiry_ms - now_ms for r in emu.store.recordings.values() if r.expiry_ms]
+    assert any(ms <= 0 for ms in left)
+    assert any(ms > 0 for ms in left)
+    assert not any(0 < ms < 6 * 3600 * 1000 for ms in left)

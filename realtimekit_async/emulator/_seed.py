@@ -15,6 +15,10 @@ __all__ = ["generate_seed_data"]
 _MINUTE = 60_000
 _HOUR = 60 * _MINUTE
 _DAY = 24 * _HOUR
+# No seeded URL expires this soon after the start: on a fast clock (the CLI's
+# embedded emulator runs at 30x) such URLs would expire while an export runs,
+# and each restart would bring new ones, so a rerun would find files to fetch.
+_QUIET_AFTER_START = 6 * _HOUR
 _TOPICS = (
     "Platform",
     "Design",
@@ -51,6 +55,13 @@ def _file_name(meeting: Meeting, recording_id: str) -> str:
     return f"recording_{meeting.id}_{recording_id[:8]}.mp4"
 
 
+def _seeded_expiry(expiry_ms: int, now_ms: int) -> int:
+    """A URL expiring within the quiet window after the start is expired already."""
+    if now_ms < expiry_ms < now_ms + _QUIET_AFTER_START:
+        expiry_ms = now_ms
+    return expiry_ms // 1000 * 1000
+
+
 def generate_seed_data(
     *,
     seed: int,
@@ -63,10 +74,11 @@ def generate_seed_data(
     """Build ``recordings`` recordings over ``meetings`` meetings (default: one per 5).
 
     Same arguments give identical data, and a later ``now_ms`` only moves the
-    times: ids, names, sizes and statuses depend on the seed alone. About 90% of settled recordings are
-    UPLOADED (5% of those without RealtimeKit bucket URLs), the rest ERRORED;
-    invoked times spread over the last 30 days, so most download URLs (valid
-    ``url_ttl``) have expired. One seeded recording in 50 is still active
+    times: ids, names, sizes and statuses depend on the seed alone. About 90%
+    of settled recordings are UPLOADED (5% of those without RealtimeKit bucket
+    URLs), the rest ERRORED; invoked times spread over the last 30 days, so most
+    download URLs (valid ``url_ttl``) have expired, and none expires in the 6
+    hours after ``now_ms``. One seeded recording in 50 is still active
     (RECORDING or PAUSED, at most one per meeting, invoked in the last 30 min).
     Raises ValueError for negative counts or recordings without meetings.
     """
@@ -157,7 +169,7 @@ def generate_seed_data(
             uploaded_at = stopped + randrange(3000, 60_000)
             rec.file_size = compute_file_size(rid, duration, bps)
             if bucket:
-                rec.expiry_ms = (uploaded_at + ttl_ms) // 1000 * 1000
+                rec.expiry_ms = _seeded_expiry(uploaded_at + ttl_ms, now_ms)
             meeting.updated_ms = max(meeting.updated_ms, uploaded_at)
         else:
             meeting.updated_ms = max(meeting.updated_ms, stopped)

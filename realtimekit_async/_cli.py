@@ -407,6 +407,7 @@ def export_summary(report: ExportReport) -> str:
         ("exported", str(len(report.exported)), _size(sum(e.bytes for e in report.exported))),
         ("skipped", str(len(report.skipped)), _size(sum(e.bytes for e in report.skipped))),
         ("failed", str(len(report.failed)), "-"),
+        ("expired", str(len(report.expired)), "-"),
         ("ignored recordings", str(len(report.ignored)), "-"),
     ]
     text = table(("RESULT", "COUNT", "SIZE"), rows)

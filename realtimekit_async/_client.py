@@ -13,6 +13,7 @@ import platform
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final, Self
 
 import aiohttp
@@ -126,6 +127,7 @@ class _Transport:
         self.limiter = RateLimiter(rate_limit) if rate_limit is not None else None
         self._gate = asyncio.Lock()
         self.slots = asyncio.Semaphore(max_concurrency)
+        self.last_date: tuple[str | None, datetime] | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -263,6 +265,15 @@ class RealtimeKit(AsyncCloseable):
             return RateBudget(None, None, None, "none")
         return limiter.budget(time.monotonic())
 
+    @property
+    def last_server_date(self) -> tuple[str | None, datetime] | None:
+        """The ``Date`` header of the latest API answer and when (local UTC) it arrived.
+
+        None before any answer. For judging the server's times (such as a download
+        URL's expiry) on the server's clock rather than a possibly skewed local one.
+        """
+        return self._transport.last_date
+
     def with_options(
         self,
         *,
@@ -371,6 +382,7 @@ class RealtimeKit(AsyncCloseable):
                     self._transport.observe(
                         ticket, status, answer_headers, payload, options.retry.max_server_delay
                     )
+                    self._transport.last_date = (answer_headers.get("Date"), datetime.now(UTC))
             except APIResponseTooLargeError as exc:
                 # A success too large to read was still carried out (a started recording).
                 exc.possibly_applied = possibly_applied or 200 <= exc.status < 300

@@ -22,7 +22,10 @@ Hierarchy::
     ├── RecordingFailedError: a waited-for recording ended ERRORED, or moved past
     │   every status that was waited for
     ├── WebhookVerificationError: a webhook delivery failed its signature check
-    └── DownloadError: a recording file could not be fetched or verified
+    ├── DownloadError: a recording file could not be fetched or verified
+    └── ExportError: an export's destination cannot be used safely (a link or
+        special file planted where it writes)
+        └── DestinationLockedError: another export is running into that destination
 
 Messages never contain the API token or a presigned URL's query string.
 """
@@ -41,7 +44,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "DestinationLockedError",
     "DownloadError",
+    "ExportError",
     "InternalServerError",
     "NotFoundError",
     "PaginationError",
@@ -216,3 +221,15 @@ class WebhookVerificationError(RealtimeKitError):
 
 class DownloadError(RealtimeKitError):
     """A recording file could not be downloaded or failed verification."""
+
+
+class ExportError(RealtimeKitError):
+    """An export's destination cannot be used safely.
+
+    Raised (and, for one file, reported in ``report.failed``) when a symbolic
+    link, FIFO, device or hard-linked file sits where the export would write.
+    """
+
+
+class DestinationLockedError(ExportError):
+    """Another export holds the destination's lock; wait for it or use another ``dest``."""

@@ -12,8 +12,14 @@ Each file is streamed to ``<name>.part`` (hashed with SHA-256 on the way),
 checked against ``Content-Length`` and the recording's ``file_size``, fsynced and
 only then renamed into place, and recorded as one line of ``manifest.jsonl``.
 Running the same export again skips what the manifest and the directory agree
-is complete and resumes ``.part`` files with a ``Range`` request. The
-decisions live in :mod:`realtimekit_async._export_plan`; this module does the I/O.
+is complete and resumes ``.part`` files with a ``Range`` request guarded by
+``If-Range``. The decisions live in :mod:`realtimekit_async._export_plan`; this
+module does the I/O.
+
+Nothing inside ``dest`` is opened through a symbolic link, and no FIFO, device
+or hard-linked file is written to; an export holds an OS lock on
+``dest/.realtimekit-export.lock`` for its whole run, so two runs never share a
+destination.
 
 Listing and URL refreshes are API calls made through the client (sharing its
 rate limiter and retries); downloads go straight to the presigned storage URLs
@@ -25,12 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import hashlib
 import logging
 import os
 import random
 import stat
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -40,34 +48,53 @@ from typing import TYPE_CHECKING, BinaryIO, Final, TypeVar
 import aiohttp
 import attrs
 
-from ._exceptions import DownloadError, RealtimeKitError, ValidationError
+from ._exceptions import (
+    DestinationLockedError,
+    DownloadError,
+    ExportError,
+    RealtimeKitError,
+    ValidationError,
+)
 from ._export_plan import (
+    LOCK_NAME,
     MANIFEST_NAME,
+    PART_STATE_SUFFIX,
     PART_SUFFIX,
     Decision,
+    ExpiredFile,
     ExportFailure,
     ExportProgress,
     ExportReport,
     FileKind,
     FileSpec,
     IgnoredRecording,
+    Local,
+    ManifestContents,
     ManifestEntry,
+    PartState,
+    RateGuard,
     Step,
+    clock_offset,
     declared_size_problem,
+    digest_decision,
     display_url,
     download_url_of,
+    download_url_problem,
     encode_entry,
-    insecure_download_reason,
+    encode_part_state,
+    if_range,
     is_expired,
+    local_decision,
     needs_refresh,
-    needs_separator,
+    new_part_state,
     on_body_end,
     on_error,
     on_response,
     parse_manifest,
+    parse_part_state,
     plan_recording,
     resume_offset,
-    should_skip,
+    size_limit,
 )
 from ._models import Recording, RecordingStatus, check_int, check_seconds
 from ._sansio import Failure, RetryPolicy
@@ -77,6 +104,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MANIFEST_NAME",
+    "ExpiredFile",
     "ExportFailure",
     "ExportProgress",
     "ExportReport",
@@ -92,9 +120,16 @@ logger: Final = logging.getLogger("realtimekit_async.export")
 #: buffer this is what keeps memory flat whatever the file size.
 CHUNK_SIZE: Final = 256 * 1024
 _HASH_BLOCK: Final = 1024 * 1024
+#: How often (in bytes written) a ``.part``'s state file is brought up to date:
+#: what a crash can cost is re-downloading at most this much.
+_CHECKPOINT_BYTES: Final = 8 * 1024 * 1024
 DEFAULT_CONCURRENCY: Final = 4
 DEFAULT_URL_EXPIRY_MARGIN: Final = 300.0
 DEFAULT_READ_TIMEOUT: Final = 60.0
+#: The most bytes accepted for a file without a documented size (the audio file).
+DEFAULT_MAX_AUDIO_SIZE: Final = 8 * 1024**3
+#: The slowest body accepted, in bytes per second, measured over ``read_timeout``.
+DEFAULT_MIN_RATE: Final = 1024.0
 
 ProgressCallback = Callable[[ExportProgress], None]
 _T = TypeVar("_T")
@@ -117,37 +152,50 @@ async def export_recordings(
     retry: RetryPolicy | None = None,
     url_expiry_margin: float = DEFAULT_URL_EXPIRY_MARGIN,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
+    max_audio_size: int = DEFAULT_MAX_AUDIO_SIZE,
+    min_rate: float = DEFAULT_MIN_RATE,
     app_id: str | None = None,
 ) -> ExportReport:
     """Download every matching recording's files into ``dest``; return what happened.
 
     ``status``, ``meeting_id``, ``since`` and ``until`` filter the listing
     (``since``/``until`` bound the invoked time, so disjoint windows can be
-    exported by separate workers). ``status=None`` lists every recording; only
-    UPLOADED ones with a download URL have files, the rest land in
-    ``report.ignored``, as do recordings whose URL has expired for good (the
-    files are kept only as long as the URLs). The audio file is fetched too when
-    the recording has one and ``include_audio`` is true.
+    exported by separate workers, each into its own ``dest``). ``status=None``
+    lists every recording; only UPLOADED ones with a download URL have files,
+    the rest land in ``report.ignored``. The audio file is fetched too when the
+    recording has one and ``include_audio`` is true.
 
     At most ``concurrency`` files download at once. Transient failures
-    (resets, timeouts, 408/429/5xx, bodies cut short) are retried per ``retry``
-    (default: the client's policy), resuming where the file stopped; a URL
-    expiring within ``url_expiry_margin`` seconds is refreshed first, and a 403
-    triggers one refresh. A file that keeps failing is reported in
-    ``report.failed`` and the export goes on. Plain-http download URLs are
-    refused unless ``allow_insecure_downloads`` or the client talks plain http
-    to a loopback host (a local emulator). ``on_progress`` is called with an
-    :class:`ExportProgress` as work advances (on the event loop; keep it quick).
+    (resets, timeouts, 408/429/5xx, bodies cut short, bodies slower than
+    ``min_rate`` bytes a second over ``read_timeout`` seconds) are retried per
+    ``retry`` (default: the client's policy), resuming where the file stopped.
+    URL expiry is judged on the server's clock (from the API's ``Date``
+    header): a URL expiring within ``url_expiry_margin`` seconds is refreshed
+    first, a 403 triggers one refresh, and a file whose URL is still expired
+    after a refresh is reported in ``report.expired``. A body may not exceed
+    the recording's ``file_size``, or for the audio file (which has none) its
+    ``Content-Length`` and at most ``max_audio_size`` bytes. A file that keeps
+    failing is reported in ``report.failed`` and the export goes on.
+    Plain-http download URLs are refused unless ``allow_insecure_downloads`` or
+    the client talks plain http to a loopback host (a local emulator).
+    ``on_progress`` is called with an :class:`ExportProgress` as work advances
+    (on the event loop; keep it quick).
 
     Raises :class:`ValidationError` for bad arguments (or a session that would
-    send an ``Authorization`` header to the storage host), the client's
-    :class:`APIError` subclasses when the listing itself fails, and
-    :class:`OSError` when ``dest`` or its manifest cannot be written.
-    Cancelling leaves only ``.part`` files behind, never a partial final file.
+    send an ``Authorization`` header to the storage host),
+    :class:`DestinationLockedError` when another export is running into
+    ``dest``, :class:`ExportError` when a link or special file sits at the
+    manifest's or the lock's path, the client's :class:`APIError` subclasses
+    when the listing itself fails, and :class:`OSError` when ``dest`` or its
+    manifest cannot be written. Cancelling leaves only ``.part`` files (and
+    their ``.part.meta`` state) behind, never a partial final file.
     """
     check_int("concurrency", concurrency, 1)
+    check_int("max_audio_size", max_audio_size, 1)
     if not url_expiry_margin >= 0:
         raise ValidationError("url_expiry_margin", "must be a number of seconds >= 0")
+    if not min_rate >= 0:
+        raise ValidationError("min_rate", "must be a number of bytes per second >= 0")
     check_seconds("read_timeout", read_timeout)
     session = client.session
     # Downloads never add the token themselves; a session carrying one by default
@@ -164,21 +212,40 @@ async def export_recordings(
     export = _Export(
         client,
         Path(dest),
-        session=session,
-        include_audio=include_audio,
-        concurrency=concurrency,
+        _Settings(
+            include_audio=include_audio,
+            concurrency=concurrency,
+            policy=retry if retry is not None else client.options.retry,
+            allow_insecure=allow_insecure_downloads,
+            margin=timedelta(seconds=url_expiry_margin),
+            # No total: a large file may take long; a stalled or dripping body is
+            # what must end it.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read_timeout),
+            window=read_timeout,
+            min_rate=min_rate,
+            max_audio_size=max_audio_size,
+            app_id=app_id,
+        ),
         progress=_Progress(on_progress),
-        policy=retry if retry is not None else client.options.retry,
-        allow_insecure=allow_insecure_downloads,
-        margin=timedelta(seconds=url_expiry_margin),
-        # No total: a large file may take long; a stalled read is what must end it.
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read_timeout),
-        app_id=app_id,
     )
     return await export.run(aiter(listing))
 
 
-# -- blocking helpers (run in a worker thread) ------------------------------------------------
+@attrs.frozen
+class _Settings:
+    include_audio: bool
+    concurrency: int
+    policy: RetryPolicy
+    allow_insecure: bool
+    margin: timedelta
+    timeout: aiohttp.ClientTimeout
+    window: float
+    min_rate: float
+    max_audio_size: int
+    app_id: str | None
+
+
+# -- files inside dest (blocking; run in a worker thread) -------------------------------------
 
 
 async def _blocking(fn: Callable[..., _T], *args: object) -> _T:
@@ -200,16 +267,90 @@ async def _blocking(fn: Callable[..., _T], *args: object) -> _T:
         raise
 
 
-def _size_of(path: Path) -> int | None:
+_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+# O_NONBLOCK: opening a FIFO must fail or return at once, never wait for a peer.
+_SAFE_FLAGS: Final = (
+    _NOFOLLOW
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+# What opening a link with O_NOFOLLOW (ELOOP; EMLINK on FreeBSD) or a FIFO without
+# a reader for writing (ENXIO) fails with.
+_PLANTED_ERRNOS: Final = frozenset({errno.ELOOP, errno.EMLINK, errno.ENXIO})
+
+
+def _planted(path: Path) -> ExportError:
+    return ExportError(
+        f"{path.name} in {path.parent} is a link or special file, not a plain file; "
+        "refusing to open it (remove it to go on)"
+    )
+
+
+def _open_plain(path: Path, flags: int) -> int:
+    """Open a plain file in ``dest`` without following a link or blocking on a FIFO.
+
+    Raises :class:`ExportError` when a link, FIFO, device, directory or
+    hard-linked file sits at ``path`` (checked before anything is truncated or
+    written), and :class:`OSError` (``FileNotFoundError`` among them) otherwise.
+    """
+    if not _NOFOLLOW and path.is_symlink():  # Windows: no O_NOFOLLOW
+        raise _planted(path)
     try:
-        info = path.stat()
+        fd = os.open(path, flags | _SAFE_FLAGS, 0o644)
+    except OSError as exc:
+        if exc.errno in _PLANTED_ERRNOS:
+            raise _planted(path) from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise _planted(path)
+    return fd
+
+
+def _read_plain(path: Path) -> bytes | None:
+    """A small plain file's bytes; None when it is missing or not a plain file."""
+    try:
+        fd = _open_plain(path, os.O_RDONLY)
+    except (FileNotFoundError, ExportError):
+        return None
+    with os.fdopen(fd, "rb") as file:
+        return file.read()
+
+
+def _write_plain(path: Path, data: bytes) -> None:
+    fd = _open_plain(path, os.O_WRONLY | os.O_CREAT)
+    with os.fdopen(fd, "wb") as file:
+        file.truncate(0)
+        file.write(data)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _plain_stat(path: Path) -> tuple[int, int] | None:
+    """``(size, mtime_ns)`` of a plain file at ``path`` (not followed if a link), else None."""
+    try:
+        info = path.lstat()
     except FileNotFoundError:
         return None
-    return info.st_size if stat.S_ISREG(info.st_mode) else None
+    return (info.st_size, info.st_mtime_ns) if stat.S_ISREG(info.st_mode) else None
 
 
-def _local_sizes(final: Path, part: Path) -> tuple[int | None, int | None]:
-    return _size_of(final), _size_of(part)
+def _sha256_of(path: Path) -> str | None:
+    """Hex SHA-256 of a plain file's content, or None when it cannot be read."""
+    try:
+        fd = _open_plain(path, os.O_RDONLY)
+    except (OSError, ExportError):
+        return None
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as file:
+        while block := file.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -224,19 +365,64 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _load_manifest(path: Path) -> dict[tuple[str, FileKind], ManifestEntry]:
+_HELD_ERRNOS: Final = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES, errno.EDEADLK})
+
+
+class _DestLock:
+    """The OS lock an export holds on ``dest/.realtimekit-export.lock`` for its run.
+
+    An OS lock (``flock``; ``msvcrt.locking`` on Windows) dies with its process,
+    so a crashed run never leaves a stale lock behind.
+    """
+
+    def __init__(self, dest: Path) -> None:
+        path = dest / LOCK_NAME
+        self._fd = _open_plain(path, os.O_RDWR | os.O_CREAT)
+        try:
+            _lock(self._fd)
+        except OSError as exc:
+            os.close(self._fd)
+            # Held elsewhere: EWOULDBLOCK/EAGAIN (flock), EACCES/EDEADLK (Windows);
+            # anything else (say ENOLCK on a file system without locks) is itself.
+            if exc.errno not in _HELD_ERRNOS:
+                raise
+            raise DestinationLockedError(
+                f"another export is running into {dest} (it holds {LOCK_NAME}); "
+                "wait for it to finish or export into another directory"
+            ) from None
+
+    def release(self) -> None:
+        os.close(self._fd)  # closing releases the lock
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _lock(fd: int) -> None:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _load_manifest(path: Path) -> ManifestContents:
     try:
-        with path.open("rb") as lines:
-            return parse_manifest(lines)
+        fd = _open_plain(path, os.O_RDONLY)
     except FileNotFoundError:
-        return {}
+        return ManifestContents({}, 0, torn=False, bad_lines=0)
+    with os.fdopen(fd, "rb") as lines:
+        return parse_manifest(lines)
 
 
 class _ManifestWriter:
     """Appends entries to ``manifest.jsonl``, one write and one fsync per line.
 
     Appending only (never rewriting) keeps every completed line safe through a
-    crash, and lets workers exporting disjoint windows share a directory.
+    crash; a failed append (a full disk) is cut back to the last complete line,
+    so the next entry never lands on a torn one.
     """
 
     def __init__(self, path: Path) -> None:
@@ -244,16 +430,12 @@ class _ManifestWriter:
         self._lock = threading.Lock()
         self._fd: int | None = None
 
-    def open(self) -> None:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
-        fd = os.open(self._path, flags, 0o644)
+    def open(self, complete_length: int) -> None:
+        """Open for appending, first cutting off a torn last line past ``complete_length``."""
+        fd = _open_plain(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         self._fd = fd
-        size = os.fstat(fd).st_size
-        if size:
-            with self._path.open("rb") as tail:
-                tail.seek(size - 1)
-                if needs_separator(tail.read(1)):  # a line torn by a crash: end it
-                    self._write(b"\n")
+        if os.fstat(fd).st_size > complete_length:
+            os.ftruncate(fd, complete_length)
 
     def _write(self, data: bytes) -> None:
         assert self._fd is not None
@@ -262,11 +444,18 @@ class _ManifestWriter:
             view = view[os.write(self._fd, view) :]
 
     def append(self, entry: ManifestEntry) -> None:
+        """Append ``entry`` durably; raises :class:`OSError` with the manifest unchanged."""
         data = encode_entry(entry)
         with self._lock:
-            self._write(data)
             assert self._fd is not None
-            os.fsync(self._fd)
+            end = os.fstat(self._fd).st_size
+            try:
+                self._write(data)
+                os.fsync(self._fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, end)
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -276,49 +465,81 @@ class _ManifestWriter:
 
 
 class _PartFile:
-    """A ``.part`` file and the SHA-256 of what it holds. Every method blocks."""
+    """A ``.part`` file, the SHA-256 of what it holds, and its state file. Every method blocks.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    The state file (:class:`PartState`) records the answer's validators and the
+    size and hash of what was written, brought up to date every
+    ``_CHECKPOINT_BYTES`` and when the download stops; a resume trusts only the
+    recorded bytes, and only when they still hash as recorded.
+    """
+
+    def __init__(self, dest: Path, spec: FileSpec) -> None:
+        self.path = dest / (spec.name + PART_SUFFIX)
+        self._state_path = dest / (spec.name + PART_STATE_SUFFIX)
+        self._expected_size = spec.expected_size
         self.size = 0
+        self.state: PartState | None = None
+        #: Whether bytes from before this answer were kept (a resume).
+        self.resumed = False
+        self._saved = 0
         self._file: BinaryIO | None = None
         self._sha = hashlib.sha256()
 
-    def open(self, offset: int) -> None:
-        """Open for writing after the first ``offset`` bytes (rehashed); 0 starts afresh."""
-        if offset <= 0:
-            self._file = self.path.open("wb")
-            return
-        file = self.path.open("r+b")
-        self._file = file
+    def open(self) -> None:
+        """Open the ``.part`` (created if missing), resuming it if its state allows."""
+        state = parse_part_state(_read_plain(self._state_path))
+        self._file = os.fdopen(_open_plain(self.path, os.O_RDWR | os.O_CREAT), "r+b")
+        offset = resume_offset(os.fstat(self._file.fileno()).st_size, state, self._expected_size)
+        if state is not None and offset and self._rehash(offset) == state.sha256:
+            self.size = self._saved = offset
+            self.state = state
+            self.resumed = True
+            self._file.truncate(offset)
+            self._file.seek(offset)
+        else:
+            self.restart()
+
+    def _rehash(self, offset: int) -> str:
+        assert self._file is not None
         kept = 0
-        while kept < offset:
-            block = file.read(min(_HASH_BLOCK, offset - kept))
-            if not block:
-                break
+        while kept < offset and (block := self._file.read(min(_HASH_BLOCK, offset - kept))):
             self._sha.update(block)
             kept += len(block)
-        file.truncate(kept)
-        file.seek(kept)
-        self.size = kept
+        return self._sha.hexdigest()
 
     def restart(self) -> None:
+        """Throw the content away: a fresh, empty ``.part`` with no state yet."""
         assert self._file is not None
         self._file.seek(0)
         self._file.truncate(0)
         self._sha = hashlib.sha256()
-        self.size = 0
+        self.size = self._saved = 0
+        self.state = None
+        self.resumed = False
 
     def write(self, data: bytes | bytearray) -> None:
         assert self._file is not None
         self._file.write(data)
         self._sha.update(data)  # hashlib drops the GIL for large buffers
         self.size += len(data)
+        if self.size - self._saved >= _CHECKPOINT_BYTES:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Record the current size and hash in the state file (after the bytes reach the OS)."""
+        if self.state is None or self._file is None:
+            return
+        self._file.flush()
+        self.state = attrs.evolve(self.state, size=self.size, sha256=self._sha.hexdigest())
+        _write_plain(self._state_path, encode_part_state(self.state))
+        self._saved = self.size
 
     def hexdigest(self) -> str:
         return self._sha.hexdigest()
 
-    def finalize(self, final: Path, manifest: _ManifestWriter, entry: ManifestEntry) -> None:
+    def finalize(
+        self, final: Path, manifest: _ManifestWriter, entry: ManifestEntry
+    ) -> ManifestEntry:
         """Flush, fsync, rename into place and record in the manifest, as one step.
 
         Running all of it in one thread call means a cancellation arriving
@@ -327,14 +548,19 @@ class _PartFile:
         assert self._file is not None
         self._file.flush()
         os.fsync(self._file.fileno())
+        entry = attrs.evolve(entry, mtime_ns=os.fstat(self._file.fileno()).st_mtime_ns)
         self._file.close()
         self._file = None
-        os.replace(self.path, final)
+        os.replace(self.path, final)  # replaces a link at ``final``, never follows it
+        _unlink(self._state_path)
         _fsync_dir(final.parent)
         manifest.append(entry)
+        return entry
 
     def close(self) -> None:
         if self._file is not None:
+            with contextlib.suppress(OSError, ExportError):
+                self.checkpoint()
             self._file.close()
             self._file = None
 
@@ -343,7 +569,7 @@ class _PartFile:
 
 
 class _Progress:
-    """Counts files and bytes and reports each change to the user's callback."""
+    """Counts the files this run fetches and their bytes; reports each change."""
 
     def __init__(self, callback: ProgressCallback | None) -> None:
         self._callback = callback
@@ -381,12 +607,17 @@ class _Progress:
         self._at[path] = position
         self._emit(path)
 
-    def finished(self, path: str, *, ok: bool) -> None:
-        at, size = self._at.pop(path, 0), self._size.pop(path, 0)
-        if not ok:  # a failed file's bytes will never arrive: take them out of the bar
-            self.failed += 1
-            self.bytes_done -= at
-            self.bytes_total -= size
+    def done(self, path: str) -> None:
+        self._at.pop(path, None)
+        self._size.pop(path, None)
+        self.files_done += 1
+        self._emit(path)
+
+    def dropped(self, path: str, *, failed: bool) -> None:
+        """A file given up on: its bytes will never arrive, so they leave the bar."""
+        self.bytes_done -= self._at.pop(path, 0)
+        self.bytes_total -= self._size.pop(path, 0)
+        self.failed += failed
         self.files_done += 1
         self._emit(path)
 
@@ -398,6 +629,18 @@ class _Progress:
 class _Job:
     recording: Recording
     files: tuple[FileSpec, ...]
+
+
+class _ExpiredError(Exception):
+    """The file's URL is still expired, by the server's clock, after a refresh."""
+
+    def __init__(self, expiry: datetime | None) -> None:
+        super().__init__("download URL expired")
+        self.expiry = expiry
+
+
+class _TooSlowError(Exception):
+    """The body arrives slower than the minimum rate."""
 
 
 class _Source:
@@ -419,81 +662,90 @@ class _Export:
     """One export run: a producer walking the listing and ``concurrency`` download workers."""
 
     def __init__(
-        self,
-        client: RealtimeKit,
-        dest: Path,
-        *,
-        session: aiohttp.ClientSession,
-        include_audio: bool,
-        concurrency: int,
-        progress: _Progress,
-        policy: RetryPolicy,
-        allow_insecure: bool,
-        margin: timedelta,
-        timeout: aiohttp.ClientTimeout,
-        app_id: str | None,
+        self, client: RealtimeKit, dest: Path, settings: _Settings, *, progress: _Progress
     ) -> None:
         self._client = client
         self._dest = dest
-        self._session = session
-        self._include_audio = include_audio
-        self._concurrency = concurrency
+        self._session = client.session
+        self._settings = settings
         self._progress = progress
-        self._policy = policy
-        self._allow_insecure = allow_insecure
-        self._margin = margin
-        self._timeout = timeout
-        self._app_id = app_id
         self._entries: dict[tuple[str, FileKind], ManifestEntry] = {}
         self._manifest = _ManifestWriter(dest / MANIFEST_NAME)
         self._exported: list[ManifestEntry] = []
         self._skipped: list[ManifestEntry] = []
         self._failed: list[ExportFailure] = []
+        self._expired: list[ExpiredFile] = []
         self._ignored: list[IgnoredRecording] = []
         self._received = 0
 
+    def _server_now(self) -> datetime:
+        """Now on the API server's clock, as its latest answer's ``Date`` tells."""
+        stamp = self._client.last_server_date
+        offset = clock_offset(*stamp) if stamp is not None else timedelta(0)
+        return datetime.now(UTC) + offset
+
     async def run(self, recordings: AsyncIterator[Recording]) -> ExportReport:
         await _blocking(functools.partial(self._dest.mkdir, parents=True, exist_ok=True))
-        self._entries = await _blocking(_load_manifest, self._dest / MANIFEST_NAME)
-        await _blocking(self._manifest.open)
+        lock = await _blocking(_DestLock, self._dest)
         try:
-            # Bounded, so a huge account is walked only as fast as files download.
-            queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=2 * self._concurrency)
+            await self._open_manifest()
             try:
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(self._produce(recordings, queue))
-                    for _ in range(self._concurrency):
-                        group.create_task(self._work(queue))
-            except BaseExceptionGroup as errors:
-                # A failed listing surfaces as its own APIError, not wrapped in a group.
-                raise errors.exceptions[0] from None
+                await self._run(recordings)
+            finally:
+                await _blocking(self._manifest.close)
         finally:
-            await _blocking(self._manifest.close)
+            await _blocking(lock.release)
         return ExportReport(
             exported=tuple(sorted(self._exported, key=lambda e: e.path)),
             skipped=tuple(sorted(self._skipped, key=lambda e: e.path)),
             failed=tuple(sorted(self._failed, key=lambda f: (f.recording_id, f.kind or ""))),
             ignored=tuple(sorted(self._ignored, key=lambda i: i.recording_id)),
             bytes=self._received,
+            expired=tuple(sorted(self._expired, key=lambda x: (x.recording_id, x.kind))),
         )
+
+    async def _open_manifest(self) -> None:
+        contents = await _blocking(_load_manifest, self._dest / MANIFEST_NAME)
+        if contents.torn:
+            logger.warning(
+                "%s ends with a torn line (an append cut short); it is dropped and the "
+                "file it was about is checked again",
+                MANIFEST_NAME,
+            )
+        if contents.bad_lines:
+            logger.warning("%s: skipped %d unreadable lines", MANIFEST_NAME, contents.bad_lines)
+        self._entries = contents.entries
+        await _blocking(self._manifest.open, contents.complete_length)
+
+    async def _run(self, recordings: AsyncIterator[Recording]) -> None:
+        concurrency = self._settings.concurrency
+        # Bounded, so a huge account is walked only as fast as files download.
+        queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=2 * concurrency)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._produce(recordings, queue))
+                for _ in range(concurrency):
+                    group.create_task(self._work(queue))
+        except BaseExceptionGroup as errors:
+            # A failed listing surfaces as its own APIError, not wrapped in a group.
+            raise errors.exceptions[0] from None
 
     async def _produce(
         self, recordings: AsyncIterator[Recording], queue: asyncio.Queue[_Job | None]
     ) -> None:
         try:
             async for rec in recordings:
-                files, reason = plan_recording(rec, include_audio=self._include_audio)
+                files, reason = plan_recording(rec, include_audio=self._settings.include_audio)
                 if reason is not None:
                     self._ignored.append(IgnoredRecording(rec.id, rec.status, reason))
                     continue
-                self._progress.found(len(files))
                 await queue.put(_Job(rec, files))
         finally:
             # Stops the paginator's page prefetches now, not whenever it is collected.
             close = getattr(recordings, "aclose", None)
             if close is not None:
                 await close()
-        for _ in range(self._concurrency):
+        for _ in range(self._settings.concurrency):
             await queue.put(None)
 
     async def _work(self, queue: asyncio.Queue[_Job | None]) -> None:
@@ -502,88 +754,99 @@ class _Export:
 
     def _fail(self, rec: Recording, spec: FileSpec, reason: str) -> None:
         self._failed.append(ExportFailure(rec.id, spec.kind, reason))
-        self._progress.finished(spec.name, ok=False)
+        self._progress.dropped(spec.name, failed=True)
 
     async def _export_recording(self, job: _Job) -> None:
         rec = job.recording
-        todo: list[tuple[FileSpec, int]] = []
-        for spec in job.files:
-            final = self._dest / spec.name
-            final_size, part_size = await _blocking(
-                _local_sizes, final, final.with_name(spec.name + PART_SUFFIX)
-            )
-            entry = self._entries.get((rec.id, spec.kind))
-            if entry is not None and should_skip(entry, spec.name, final_size, spec.expected_size):
-                self._skipped.append(entry)
-                self._progress.finished(spec.name, ok=True)
-                continue
-            todo.append((spec, resume_offset(part_size, spec.expected_size)))
+        todo = [spec for spec in job.files if not await self._already_exported(rec, spec)]
         if not todo:
             return
-        source = _Source(self._client, rec, self._app_id)
-        if needs_refresh(rec.download_url_expiry, datetime.now(UTC), self._margin):
+        source = _Source(self._client, rec, self._settings.app_id)
+        if needs_refresh(rec.download_url_expiry, self._server_now(), self._settings.margin):
             try:
-                await source.refresh()
-            except RealtimeKitError as exc:
-                for spec, _offset in todo:
-                    self._fail(rec, spec, f"refreshing the download URL failed: {exc}")
+                await self._refresh(source)
+            except _ExpiredError as exc:  # nothing to fetch: not counted in the progress
+                self._expired += [ExpiredFile(rec.id, spec.kind, exc.expiry) for spec in todo]
                 return
-            expiry = source.current.download_url_expiry
-            if is_expired(expiry, datetime.now(UTC)):
-                assert expiry is not None
-                reason = f"download URL expired at {expiry.isoformat()} and was not renewed"
-                self._ignored.append(IgnoredRecording(rec.id, rec.status, reason))
-                for spec, _offset in todo:
-                    self._progress.finished(spec.name, ok=True)
+            except DownloadError as exc:
+                self._progress.found(len(todo))
+                for spec in todo:
+                    self._fail(rec, spec, str(exc))
                 return
-        for spec, offset in todo:
+        self._progress.found(len(todo))
+        for spec in todo:
             try:
-                entry = await self._download(source, spec, offset)
-            except (DownloadError, OSError) as exc:
+                entry = await self._download(source, spec)
+            except (DownloadError, ExportError, OSError, _ExpiredError) as exc:
                 # OSError here is the local disk: every network error became a Decision.
-                self._fail(rec, spec, str(exc))
+                self._give_up(rec, spec, exc)
             else:
                 self._exported.append(entry)
-                self._progress.finished(spec.name, ok=True)
+                self._progress.done(spec.name)
 
-    async def _download(self, source: _Source, spec: FileSpec, offset: int) -> ManifestEntry:
-        """Fetch one file into place; raises :class:`DownloadError` when it keeps failing."""
+    def _give_up(self, rec: Recording, spec: FileSpec, exc: Exception) -> None:
+        if isinstance(exc, _ExpiredError):
+            self._expired.append(ExpiredFile(rec.id, spec.kind, exc.expiry))
+            self._progress.dropped(spec.name, failed=False)
+        else:
+            self._fail(rec, spec, str(exc))
+
+    async def _already_exported(self, rec: Recording, spec: FileSpec) -> bool:
+        """Whether the file is complete from an earlier run (then listed as skipped)."""
+        entry = self._entries.get((rec.id, spec.kind))
+        if entry is None:
+            return False
         final = self._dest / spec.name
-        part = _PartFile(final.with_name(spec.name + PART_SUFFIX))
+        local = local_decision(
+            entry, spec.name, await _blocking(_plain_stat, final), spec.expected_size
+        )
+        if local is Local.VERIFY:
+            intact = await _blocking(_sha256_of, final) == entry.sha256
+            if not intact:
+                logger.warning(
+                    "%s no longer matches its manifest SHA-256; fetching it again", spec.name
+                )
+            local = Local.SKIP if intact else Local.FETCH
+        if local is Local.SKIP:
+            self._skipped.append(entry)
+        return local is Local.SKIP
+
+    async def _refresh(self, source: _Source) -> None:
+        """New URLs for ``source``; raises :class:`_ExpiredError` if they are expired already."""
         try:
-            await _blocking(part.open, offset)
+            await source.refresh()
+        except RealtimeKitError as exc:
+            raise DownloadError(f"refreshing the download URL failed: {exc}") from None
+        expiry = source.current.download_url_expiry
+        if is_expired(expiry, self._server_now()):
+            raise _ExpiredError(expiry)
+
+    def _url(self, source: _Source, spec: FileSpec) -> str:
+        url = download_url_of(source.current, spec.kind)
+        if not url:
+            raise DownloadError(f"the recording no longer has a {spec.kind} download URL")
+        problem = download_url_problem(
+            url,
+            base_url=self._client.options.base_url,
+            allow_insecure=self._settings.allow_insecure,
+        )
+        if problem is not None:
+            raise DownloadError(problem)
+        return url
+
+    async def _download(self, source: _Source, spec: FileSpec) -> ManifestEntry:
+        """Fetch one file into place.
+
+        Raises :class:`DownloadError` when it keeps failing, :class:`ExportError`
+        for a planted ``.part``, :class:`_ExpiredError` and :class:`OSError` (the disk).
+        """
+        part = _PartFile(self._dest, spec)
+        try:
+            await _blocking(part.open)
             if spec.expected_size is not None:
                 self._progress.sized(spec.name, spec.expected_size)
             self._progress.moved(spec.name, part.size)
-            attempt = 0
-            refreshed = False
-            while True:
-                url = download_url_of(source.current, spec.kind)
-                if not url:
-                    raise DownloadError(f"the recording no longer has a {spec.kind} download URL")
-                refusal = insecure_download_reason(
-                    url, base_url=self._client.options.base_url, allow_insecure=self._allow_insecure
-                )
-                if refusal is not None:
-                    raise DownloadError(refusal)
-                decision = await self._fetch(url, spec, part, attempt=attempt, refreshed=refreshed)
-                if decision.step is Step.DONE:
-                    break
-                if decision.step is Step.FAIL:
-                    raise DownloadError(f"{display_url(url)}: {decision.reason}")
-                logger.debug("%s: %s -> %s", display_url(url), decision.reason, decision.step.value)
-                if decision.step is Step.REFRESH:
-                    try:
-                        await source.refresh()
-                    except RealtimeKitError as exc:
-                        raise DownloadError(f"refreshing the download URL failed: {exc}") from None
-                    refreshed = True
-                elif decision.step is Step.RESTART:
-                    await _blocking(part.restart)
-                    self._progress.moved(spec.name, 0)
-                else:
-                    await asyncio.sleep(decision.delay)
-                    attempt += 1
+            await self._fetch_until_done(source, spec, part)
             listed = source.listed
             entry = ManifestEntry(
                 recording_id=listed.id,
@@ -595,95 +858,173 @@ class _Export:
                 sha256=part.hexdigest(),
                 exported_at=datetime.now(UTC),
             )
-            await _blocking(part.finalize, final, self._manifest, entry)
-            return entry
+            return await _blocking(part.finalize, self._dest / spec.name, self._manifest, entry)
         finally:
             await _blocking(part.close)
+
+    async def _fetch_until_done(self, source: _Source, spec: FileSpec, part: _PartFile) -> None:
+        attempt = 0
+        refreshed = False
+        while True:
+            url = self._url(source, spec)
+            decision = await self._fetch(url, spec, part, attempt=attempt, refreshed=refreshed)
+            if decision.step is Step.DONE:
+                decision = digest_decision(part.hexdigest(), part.state, resumed=part.resumed)
+            if decision.step is Step.DONE:
+                return
+            if decision.step is Step.FAIL:
+                if decision.discard:
+                    await _blocking(part.restart)
+                raise DownloadError(f"{display_url(url)}: {decision.reason}")
+            logger.debug("%s: %s -> %s", display_url(url), decision.reason, decision.step.value)
+            if decision.step is Step.REFRESH:
+                await self._refresh(source)
+                refreshed = True
+            elif decision.step is Step.RESTART:
+                await _blocking(part.restart)
+                self._progress.moved(spec.name, 0)
+            else:
+                await asyncio.sleep(decision.delay)
+                attempt += 1
+
+    async def _request_headers(self, spec: FileSpec, part: _PartFile) -> dict[str, str]:
+        """Headers for the next GET; a ``.part`` that cannot be resumed safely is restarted."""
+        # identity: byte ranges and sizes must refer to the stored bytes, not a re-encoding.
+        headers = {"Accept-Encoding": "identity"}
+        validator = if_range(part.state)
+        if part.size and validator is None:
+            await _blocking(part.restart)
+            self._progress.moved(spec.name, 0)
+        if part.size and validator is not None:
+            headers["Range"] = f"bytes={part.size}-"
+            headers["If-Range"] = validator
+            part.resumed = True
+        return headers
 
     async def _fetch(
         self, url: str, spec: FileSpec, part: _PartFile, *, attempt: int, refreshed: bool
     ) -> Decision:
         """One GET of ``url`` into ``part`` (resuming at its size); what to do next."""
+        headers = await self._request_headers(spec, part)
         offset = part.size
-        # identity: byte ranges and sizes must refer to the stored bytes, not a re-encoding.
-        headers = {"Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
         jitter = random.random()
+        policy = self._settings.policy
         total: int | None = None
         try:
-            async with self._session.get(url, headers=headers, timeout=self._timeout) as response:
-                if response.history:  # redirected: the final hop must be acceptable too
-                    refusal = insecure_download_reason(
-                        str(response.url),
-                        base_url=self._client.options.base_url,
-                        allow_insecure=self._allow_insecure,
-                    )
-                    if refusal is not None:
-                        return Decision(Step.FAIL, reason=f"redirected: {refusal}")
-                decision = on_response(
-                    response.status,
-                    response.headers,
-                    offset=offset,
-                    attempt=attempt,
-                    policy=self._policy,
-                    refreshed=refreshed,
-                    jitter=jitter,
-                )
+            async with self._session.get(
+                url, headers=headers, timeout=self._settings.timeout, auto_decompress=False
+            ) as response:
+                decision = self._judge(response, offset, part.state, attempt, refreshed, jitter)
                 if decision.step is not Step.WRITE:
                     return decision
-                if decision.start == 0 and offset:  # the server ignored Range
-                    await _blocking(part.restart)
-                    self._progress.moved(spec.name, 0)
                 total = decision.total
-                problem = declared_size_problem(total, spec.expected_size)
+                problem = declared_size_problem(total, spec.expected_size, self._max(spec))
                 if problem is not None:
                     return Decision(Step.FAIL, reason=problem)
+                if decision.start == 0:
+                    if part.size:
+                        await _blocking(part.restart)
+                        self._progress.moved(spec.name, 0)
+                    # Saved with the first checkpoint; no file I/O before the body is read.
+                    part.state = new_part_state(response.headers, total)
                 if total is not None:
                     self._progress.sized(spec.name, total)
-                await self._stream(response, part, spec.name, limit=total or spec.expected_size)
+                limit = size_limit(total, spec.expected_size, self._max(spec))
+                await self._stream(response, part, spec.name, limit=limit)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             return on_error(
                 Failure.CONNECT,
                 f"cannot connect ({type(exc).__name__})",
                 attempt=attempt,
-                policy=self._policy,
+                policy=policy,
                 jitter=jitter,
             )
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except aiohttp.InvalidURL:
+            return Decision(Step.FAIL, reason="download URL is not a valid URL")
+        except (TimeoutError, aiohttp.ClientError, _TooSlowError) as exc:
             # Only the type: aiohttp's messages can quote the URL with its signature.
+            why = (
+                str(exc)
+                if isinstance(exc, _TooSlowError)
+                else f"interrupted ({type(exc).__name__})"
+            )
             return on_error(
                 Failure.AFTER_SEND,
-                f"download interrupted ({type(exc).__name__}) at {part.size} bytes",
+                f"download {why} at {part.size} bytes",
                 attempt=attempt,
-                policy=self._policy,
+                policy=policy,
                 jitter=jitter,
             )
+        except ValueError:  # e.g. a host aiohttp cannot encode: no retry can fix it
+            return Decision(Step.FAIL, reason="download URL is not a valid URL")
         return on_body_end(
             part.size,
             total,
             spec.expected_size,
+            ceiling=self._max(spec),
             attempt=attempt,
-            policy=self._policy,
+            policy=policy,
+            jitter=jitter,
+        )
+
+    def _max(self, spec: FileSpec) -> int:
+        # Only a file without a documented size needs the configured ceiling.
+        return (
+            spec.expected_size if spec.expected_size is not None else self._settings.max_audio_size
+        )
+
+    def _judge(
+        self,
+        response: aiohttp.ClientResponse,
+        offset: int,
+        state: PartState | None,
+        attempt: int,
+        refreshed: bool,
+        jitter: float,
+    ) -> Decision:
+        if response.history:  # redirected: the final hop must be acceptable too
+            problem = download_url_problem(
+                str(response.url),
+                base_url=self._client.options.base_url,
+                allow_insecure=self._settings.allow_insecure,
+            )
+            if problem is not None:
+                return Decision(Step.FAIL, reason=f"redirected: {problem}")
+        return on_response(
+            response.status,
+            response.headers,
+            offset=offset,
+            attempt=attempt,
+            policy=self._settings.policy,
+            refreshed=refreshed,
+            state=state if offset else None,
             jitter=jitter,
         )
 
     async def _stream(
-        self, response: aiohttp.ClientResponse, part: _PartFile, path: str, *, limit: int | None
+        self, response: aiohttp.ClientResponse, part: _PartFile, path: str, *, limit: int
     ) -> None:
-        """Copy the body into ``part`` in bounded chunks; stop early past ``limit``."""
+        """Copy the body into ``part`` in bounded chunks; stop early past ``limit``.
+
+        Raises :class:`_TooSlowError` when the body arrives slower than the minimum rate.
+        """
+        loop = asyncio.get_running_loop()
+        settings = self._settings
+        guard = RateGuard(settings.window, settings.min_rate, loop.time())
         pending = bytearray()
         try:
             async for chunk in response.content.iter_chunked(CHUNK_SIZE):
                 self._received += len(chunk)
                 pending += chunk
-                if len(pending) >= CHUNK_SIZE:
+                if len(pending) >= CHUNK_SIZE or part.size + len(pending) > limit:
                     data, pending = pending, bytearray()
                     await _blocking(part.write, data)
                     self._progress.moved(path, part.size)
-                    if limit is not None and part.size > limit:
+                    if part.size > limit:
                         return
-        except (TimeoutError, aiohttp.ClientError):
+                if guard.too_slow(loop.time(), len(chunk)):
+                    raise _TooSlowError(f"slower than {settings.min_rate:g} bytes/s")
+        except (TimeoutError, aiohttp.ClientError, _TooSlowError):
             if pending:  # keep what did arrive: the retry resumes after it
                 await _blocking(part.write, pending)
                 self._progress.moved(path, part.size)

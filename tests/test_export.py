@@ -25,7 +25,14 @@ from realtimekit_async import (
     RetryPolicy,
     ValidationError,
 )
-from realtimekit_async._export_plan import PART_SUFFIX, file_name
+from realtimekit_async._export_plan import (
+    LOCK_NAME,
+    PART_STATE_SUFFIX,
+    PART_SUFFIX,
+    PartState,
+    encode_part_state,
+    file_name,
+)
 from realtimekit_async.emulator import (
     Emulator,
     FaultConfig,
@@ -116,7 +123,7 @@ def assert_dest_matches(dest: Path, files: dict[FileKey, int]) -> None:
     lines = manifest_lines(dest)
     keys = Counter((line["recording_id"], line["kind"]) for line in lines)
     assert keys == Counter(files.keys())
-    on_disk = {p.name for p in dest.iterdir()} - {MANIFEST_NAME}
+    on_disk = {p.name for p in dest.iterdir()} - {MANIFEST_NAME, LOCK_NAME}
     assert on_disk == {line["path"] for line in lines}
     for line in lines:
         size = files[(line["recording_id"], line["kind"])]
@@ -275,7 +282,8 @@ async def test_interrupted_export_resumes_without_refetching(tmp_path: Path) -> 
         assert 0 < kept < 3 * MiB
         finished = {(line["recording_id"], line["kind"]) for line in manifest_lines(tmp_path)}
         assert len(finished) >= done_at_cancel
-        finals = names_in(tmp_path) - {MANIFEST_NAME, part.name}
+        state = tmp_path / (big_name + PART_STATE_SUFFIX)
+        finals = names_in(tmp_path) - {MANIFEST_NAME, LOCK_NAME, part.name, state.name}
         assert finals == {line["path"] for line in manifest_lines(tmp_path)}
 
         emu.reset_stats()
@@ -292,6 +300,23 @@ async def test_interrupted_export_resumes_without_refetching(tmp_path: Path) -> 
         )
         assert_dest_matches(tmp_path, expected_files(emu))
         assert not part.exists()
+        assert not state.exists()
+
+
+async def etag_of(client: RealtimeKit, rec: Recording) -> str:
+    assert rec.download_url is not None
+    async with client.session.head(rec.download_url) as response:
+        return response.headers["ETag"]
+
+
+def plant_part(
+    dest: Path, name: str, data: bytes, *, etag: str, total: int, hashed: bytes | None = None
+) -> None:
+    """A ``.part`` holding ``data`` and a state file vouching for ``hashed`` (default: data)."""
+    (dest / (name + PART_SUFFIX)).write_bytes(data)
+    digest = hashlib.sha256(data if hashed is None else hashed).hexdigest()
+    state = PartState(etag=etag, last_modified=None, total=total, size=len(data), sha256=digest)
+    (dest / (name + PART_STATE_SUFFIX)).write_bytes(encode_part_state(state))
 
 
 async def test_part_file_is_resumed_with_range_and_rehashed(tmp_path: Path) -> None:
@@ -299,16 +324,50 @@ async def test_part_file_is_resumed_with_range_and_rehashed(tmp_path: Path) -> N
         rec = await uploaded(emu, client, "meeting-part", size=200_000)
         name = file_name(rec.id, rec.output_file_name, FileKind.VIDEO)
         prefix = b"".join(iter_file_bytes(rec.id, "video", 0, 123_456))
-        (tmp_path / (name + PART_SUFFIX)).write_bytes(prefix)
+        etag = await etag_of(client, rec)
+        plant_part(tmp_path, name, prefix, etag=etag, total=200_000)
         emu.reset_stats()
 
         report = await export_recordings(client, tmp_path, meeting_id="meeting-part")
 
         (request,) = emu.storage_requests
         assert request.headers["Range"] == "bytes=123456-"
+        assert request.headers["If-Range"] == etag
         assert report.bytes == 200_000 - 123_456
         (entry,) = report.exported
         assert entry.sha256 == expected_file_sha256(rec.id, "video", 200_000)
+        assert_dest_matches(tmp_path, expected_files(emu))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["no state file", "bytes changed since", "If-Range no longer matches"],
+)
+async def test_part_file_that_is_not_a_prefix_is_restarted(tmp_path: Path, damage: str) -> None:
+    async with emulated() as (emu, client):
+        rec = await uploaded(emu, client, "meeting-part", size=50_000)
+        name = file_name(rec.id, rec.output_file_name, FileKind.VIDEO)
+        prefix = b"".join(iter_file_bytes(rec.id, "video", 0, 20_000))
+        wrong = b"\0" * 20_000  # not what the file starts with
+        etag = await etag_of(client, rec)
+        if damage == "no state file":
+            (tmp_path / (name + PART_SUFFIX)).write_bytes(wrong)
+        elif damage == "bytes changed since":
+            plant_part(tmp_path, name, wrong, etag=etag, total=50_000, hashed=prefix)
+        else:  # the state matches the .part, but it was started from another version
+            plant_part(tmp_path, name, wrong, etag='"an-older-version"', total=50_000)
+        emu.reset_stats()
+
+        report = await export_recordings(client, tmp_path, meeting_id="meeting-part")
+
+        requests = emu.storage_requests
+        if damage == "If-Range no longer matches":  # the server sends it all: 200
+            assert [r.headers.get("If-Range") for r in requests] == ['"an-older-version"']
+        else:
+            assert ["Range" in r.headers for r in requests] == [False]
+        assert emu.stats.statuses[206] == 0
+        (entry,) = report.exported
+        assert entry.sha256 == expected_file_sha256(rec.id, "video", 50_000)
         assert_dest_matches(tmp_path, expected_files(emu))
 
 
@@ -316,7 +375,8 @@ async def test_part_file_already_full_size_is_restarted_after_416(tmp_path: Path
     async with emulated() as (emu, client):
         rec = await uploaded(emu, client, "meeting-416", size=5_000)
         name = file_name(rec.id, rec.output_file_name, FileKind.VIDEO)
-        (tmp_path / (name + PART_SUFFIX)).write_bytes(b"\0" * 5_000)  # right size, wrong bytes
+        etag = await etag_of(client, rec)
+        plant_part(tmp_path, name, b"\0" * 5_000, etag=etag, total=5_000)
         emu.reset_stats()
 
         report = await export_recordings(client, tmp_path, meeting_id="meeting-416")
@@ -332,7 +392,9 @@ async def test_part_file_already_full_size_is_restarted_after_416(tmp_path: Path
 # -- manifest reconciliation ------------------------------------------------------------------------
 
 
-async def test_rerun_reconciles_with_the_manifest(tmp_path: Path) -> None:
+async def test_rerun_reconciles_with_the_manifest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     async with emulated(recordings=30, meetings=6) as (emu, client):
         first = await export_recordings(client, tmp_path)
         missing, shrunk, *rest = first.exported
@@ -351,10 +413,11 @@ async def test_rerun_reconciles_with_the_manifest(tmp_path: Path) -> None:
             missing.recording_id,
             shrunk.recording_id,
         }
-        # The torn line stays unreadable, the lines after it are intact.
+        # The torn line was cut off (and reported); the lines after it are intact.
+        assert "torn line" in caplog.text
         raw = (tmp_path / MANIFEST_NAME).read_bytes().splitlines()
-        assert raw[len(first.exported)] == b'{"recording_id": "torn by a cra'
-        tail = [json.loads(line) for line in raw[len(first.exported) + 1 :]]
+        assert b"torn by a cra" not in b"".join(raw)
+        tail = [json.loads(line) for line in raw[len(first.exported) :]]
         assert sorted(t["path"] for t in tail) == sorted([missing.path, shrunk.path])
         for line in tail:
             assert (tmp_path / line["path"]).stat().st_size == line["bytes"]
@@ -387,59 +450,59 @@ async def test_expired_url_is_refreshed_before_use(
         assert_dest_matches(tmp_path, expected_files(emu))
 
 
-async def test_url_expired_for_good_is_ignored_not_failed(tmp_path: Path) -> None:
-    # Eight days ago by the emulator's clock, so the URL is long dead by ours too.
+async def test_expiry_is_judged_on_the_servers_clock(tmp_path: Path) -> None:
+    # The server's clock is eight days behind ours: by our clock the URL died long
+    # ago, by the server's (the one that matters) it is fresh.
     eight_days_ago = datetime.now(UTC) - timedelta(days=8)
-    async with emulated(url_ttl=100, start_time=eight_days_ago) as (emu, client):
-        rec = await uploaded(emu, client, "meeting-gone")
+    async with emulated(url_ttl=3600, start_time=eight_days_ago) as (emu, client):
+        await uploaded(emu, client, "meeting-skew")
         emu.reset_stats()
 
-        report = await export_recordings(client, tmp_path, meeting_id="meeting-gone")
+        report = await export_recordings(client, tmp_path, meeting_id="meeting-skew")
 
-        assert emu.stats.requests["get_recording"] == 1
-        assert emu.storage_requests == []
+        assert emu.stats.requests["get_recording"] == 0  # no needless refresh
         assert report.failed == ()
-        (ignored,) = report.ignored
-        assert ignored.recording_id == rec.id
-        assert "expired" in ignored.reason
+        assert report.expired == ()
+        assert_dest_matches(tmp_path, expected_files(emu))
 
 
-async def test_403_triggers_exactly_one_refresh(
+async def test_url_expired_by_the_servers_clock_is_refreshed_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with emulated(url_ttl=86400) as (emu, client):
         rec = await uploaded(emu, client, "meeting-403")
-        emu.advance(2 * 86400)  # the URL still looks valid by our clock, not the server's
+        emu.advance(2 * 86400)  # alive by our clock, dead by the server's
         calls = renew_urls_on_get(monkeypatch, emu, client)
         emu.reset_stats()
 
         report = await export_recordings(client, tmp_path, meeting_id="meeting-403")
 
         assert calls == [rec.id]
-        assert [r.path for r in emu.storage_requests] == [f"/files/{rec.id}/video"] * 2
-        assert emu.stats.statuses[403] == 1
+        assert [r.path for r in emu.storage_requests] == [f"/files/{rec.id}/video"]
+        assert emu.stats.statuses[403] == 0
         assert report.failed == ()
         assert_dest_matches(tmp_path, expected_files(emu))
 
 
-async def test_403_after_refresh_fails_without_leaking_the_signature(tmp_path: Path) -> None:
+async def test_url_still_expired_after_a_refresh_is_reported_expired(tmp_path: Path) -> None:
     async with emulated(url_ttl=86400) as (emu, client):
-        rec = await uploaded(emu, client, "meeting-403b")
+        rec = await uploaded(emu, client, "meeting-gone")
         emu.advance(2 * 86400)
         emu.reset_stats()
+        events: list[ExportProgress] = []
 
-        report = await export_recordings(client, tmp_path, meeting_id="meeting-403b")
+        report = await export_recordings(
+            client, tmp_path, meeting_id="meeting-gone", on_progress=events.append
+        )
 
         assert emu.stats.requests["get_recording"] == 1
-        assert len(emu.storage_requests) == 2
-        (failure,) = report.failed
-        assert failure.recording_id == rec.id
-        assert failure.kind is FileKind.VIDEO
-        assert "403" in failure.reason
-        assert f"/files/{rec.id}/video" in failure.reason
-        assert "X-Signature" not in failure.reason
-        assert "?" not in failure.reason
-        assert {n for n in names_in(tmp_path) if not n.endswith(PART_SUFFIX)} == {MANIFEST_NAME}
+        assert emu.storage_requests == []
+        assert report.failed == ()
+        (expired,) = report.expired
+        assert (expired.recording_id, expired.kind) == (rec.id, FileKind.VIDEO)
+        assert expired.expiry == rec.download_url_expiry
+        assert report.ok
+        assert all(e.files_total == 0 for e in events)  # nothing to fetch, nothing counted
 
 
 # -- hostile names ----------------------------------------------------------------------------------

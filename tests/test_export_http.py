@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from realtimekit_async import RealtimeKit
-from realtimekit_async._export_plan import PART_SUFFIX, file_name
+from realtimekit_async._export_plan import (
+    PART_STATE_SUFFIX,
+    PART_SUFFIX,
+    PartState,
+    encode_part_state,
+    file_name,
+)
 from realtimekit_async.export import FileKind, export_recordings
 
 from .conftest import RECORDINGS, ok, recording_json, sent
@@ -71,9 +77,12 @@ async def test_server_ignoring_range_restarts_the_file(
     list_one(api, SECURE, len(body))
     api.get(re.compile(r"https://storage\.example/.*"), body=body)  # 200, whole file
     (tmp_path / (NAME + PART_SUFFIX)).write_bytes(b"XYZ")  # not a prefix of the file
+    state = PartState('"v1"', None, len(body), 3, hashlib.sha256(b"XYZ").hexdigest())
+    (tmp_path / (NAME + PART_STATE_SUFFIX)).write_bytes(encode_part_state(state))
     report = await export_recordings(client, tmp_path)
     (download,) = storage_requests(api)
     assert download.headers["Range"] == "bytes=3-"
+    assert download.headers["If-Range"] == '"v1"'
     assert (tmp_path / NAME).read_bytes() == body
     assert report.exported[0].sha256 == hashlib.sha256(body).hexdigest()
 

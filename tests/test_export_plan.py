@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -13,29 +15,44 @@ from yarl import URL
 
 from realtimekit_async._converter import converter
 from realtimekit_async._export_plan import (
+    LOCK_NAME,
+    MANIFEST_NAME,
     MAX_NAME_LENGTH,
+    PART_STATE_SUFFIX,
+    PART_SUFFIX,
     Decision,
     ExportReport,
     FileKind,
+    Local,
+    ManifestContents,
     ManifestEntry,
+    PartState,
+    RateGuard,
     Step,
+    clock_offset,
     declared_size_problem,
+    digest_decision,
     display_url,
+    download_url_problem,
     encode_entry,
+    encode_part_state,
     file_name,
-    insecure_download_reason,
+    if_range,
     is_expired,
+    local_decision,
     needs_refresh,
-    needs_separator,
+    new_part_state,
     on_body_end,
     on_error,
     on_response,
     parse_content_range,
     parse_manifest,
+    parse_part_state,
     plan_recording,
     resume_offset,
     safe_id,
-    should_skip,
+    server_sha256,
+    size_limit,
 )
 from realtimekit_async._models import Recording, RecordingStatus
 from realtimekit_async._sansio import Failure, RetryPolicy
@@ -147,6 +164,66 @@ def test_names_are_safe_and_injective_on_ids(
     )
 
 
+def test_audio_and_video_names_differ_even_when_truncation_meets_audio_mark() -> None:
+    # The video's stem cut at 139 characters ends in ".audio"; the audio's, cut 6
+    # characters earlier, gets ".audio" appended: the same name, before the fix.
+    hostile = "y" * 133 + ".audio" + "z" * 50 + ".mp4"
+    video = file_name(UUID, hostile, FileKind.VIDEO)
+    assert video != file_name(UUID, hostile, FileKind.AUDIO)
+    assert video.endswith("y_audio.mp4")
+    assert file_name(UUID, "talk.AUDIO.mp4", FileKind.VIDEO) == f"{UUID}_talk_AUDIO.mp4"
+
+
+def test_no_final_name_looks_like_a_part_or_state_file() -> None:
+    assert file_name(UUID, "x.mp4.part", FileKind.VIDEO) == f"{UUID}_x.mp4_part"
+    assert file_name(UUID, "x.part.meta", FileKind.AUDIO) == f"{UUID}_x.part_meta.audio"
+    assert file_name(UUID, "x.PART", FileKind.VIDEO) == f"{UUID}_x_PART"
+
+
+def test_an_id_equal_to_another_ids_hashed_form_gets_its_own_name() -> None:
+    hashed = safe_id("Weird Id")
+    assert hashed != "Weird Id"
+    assert safe_id(hashed) != hashed  # it looks hashed, so it is hashed in turn
+    assert file_name(hashed, "m.mp4", FileKind.VIDEO) != file_name(
+        "Weird Id", "m.mp4", FileKind.VIDEO
+    )
+
+
+_NAME_PIECES = st.sampled_from(
+    [
+        *(".audio", ".AUDIO", ".part", ".Part", ".meta", ".mp4", ".", "_", "-", "a", "/", "é"),
+        *("y" * 60, "x" * 13),
+    ]
+)
+_HOSTILE_NAMES = st.lists(_NAME_PIECES, max_size=14).map("".join) | st.text(max_size=300)
+_HOSTILE_IDS = (
+    st.text(max_size=70)
+    | st.text(alphabet="abcdef0123456789-", min_size=1, max_size=70)
+    | st.just(UUID)
+)
+
+
+@given(
+    st.lists(st.tuples(_HOSTILE_IDS, _HOSTILE_NAMES), max_size=6),
+    st.lists(st.integers(0, 5), max_size=3),
+)
+def test_every_name_in_a_destination_is_unique(
+    recordings: list[tuple[str, str]], hashed_twins: list[int]
+) -> None:
+    # Add recordings whose id is another one's sanitised-and-hashed form.
+    for i in hashed_twins:
+        if i < len(recordings):
+            recordings.append((safe_id(recordings[i][0]), recordings[i][1]))
+    by_id = dict(recordings)
+    names = [MANIFEST_NAME, LOCK_NAME]
+    for rid, output in by_id.items():
+        for kind in FileKind:
+            name = file_name(rid, output, kind)
+            names += [name, name + PART_SUFFIX, name + PART_STATE_SUFFIX]
+    lowered = [n.lower() for n in names]  # case-insensitive file systems too
+    assert len(set(lowered)) == len(lowered)
+
+
 def test_display_url_drops_the_signature() -> None:
     url = "https://bucket.r2.example/files/abc/video?X-Expires=1&X-Signature=deadbeef"
     assert display_url(url) == "bucket.r2.example/files/abc/video"
@@ -234,7 +311,7 @@ def test_refresh_and_expiry() -> None:
     ],
 )
 def test_insecure_downloads(url: str, base: str, allow: bool, refused: bool) -> None:
-    reason = insecure_download_reason(url, base_url=URL(base), allow_insecure=allow)
+    reason = download_url_problem(url, base_url=URL(base), allow_insecure=allow)
     assert (reason is not None) is refused
     if reason is not None:
         assert "SECRET" not in reason
@@ -258,32 +335,75 @@ def entry(**overrides: object) -> ManifestEntry:
     return ManifestEntry(**fields)  # type: ignore[arg-type]
 
 
-def test_should_skip_needs_manifest_and_file_to_agree() -> None:
+def test_skip_needs_manifest_and_file_to_agree() -> None:
     name = f"{UUID}_m.mp4"
-    assert should_skip(entry(), name, 10, 10)
-    assert should_skip(entry(), name, 10, None)
-    assert not should_skip(None, name, 10, 10)
-    assert not should_skip(entry(), name, None, 10)  # file missing
-    assert not should_skip(entry(), name, 9, 10)  # file shorter than listed
-    assert not should_skip(entry(), name, 10, 11)  # recording's size changed
-    assert not should_skip(entry(), "other.mp4", 10, 10)  # named differently now
+    untouched = entry(mtime_ns=7)
+    assert local_decision(untouched, name, (10, 7), 10) is Local.SKIP
+    assert local_decision(untouched, name, (10, 7), None) is Local.SKIP
+    assert local_decision(untouched, name, (10, 8), 10) is Local.VERIFY  # modified since
+    assert local_decision(entry(), name, (10, 7), 10) is Local.VERIFY  # an older manifest
+    assert local_decision(None, name, (10, 7), 10) is Local.FETCH
+    assert local_decision(untouched, name, None, 10) is Local.FETCH  # missing, or a link
+    assert local_decision(untouched, name, (9, 7), 10) is Local.FETCH  # shorter than listed
+    assert local_decision(untouched, name, (10, 7), 11) is Local.FETCH  # size changed
+    assert local_decision(untouched, "other.mp4", (10, 7), 10) is Local.FETCH  # renamed
 
 
-def test_resume_offset() -> None:
-    assert resume_offset(None, 100) == 0
-    assert resume_offset(0, 100) == 0
-    assert resume_offset(40, 100) == 40
-    assert resume_offset(100, 100) == 100  # the server answers 416 and we restart
-    assert resume_offset(101, 100) == 0  # cannot be a prefix
-    assert resume_offset(40, None) == 40
+def state(**overrides: object) -> PartState:
+    fields: dict[str, object] = {
+        "etag": '"v1"',
+        "last_modified": None,
+        "total": 100,
+        "size": 40,
+        "sha256": "ab" * 32,
+    }
+    fields.update(overrides)
+    return PartState(**fields)  # type: ignore[arg-type]
+
+
+def test_resume_offset_trusts_only_a_recorded_validated_prefix() -> None:
+    assert resume_offset(40, state(), 100) == 40
+    assert resume_offset(55, state(), 100) == 40  # bytes past the record are not trusted
+    assert resume_offset(40, state(), None) == 40
+    assert resume_offset(None, state(), 100) == 0
+    assert resume_offset(40, None, 100) == 0  # no state file: start afresh
+    assert resume_offset(30, state(), 100) == 0  # shorter than recorded
+    assert resume_offset(40, state(etag=None), 100) == 0  # nothing to send as If-Range
+    assert resume_offset(40, state(etag=None, last_modified="Sat, 01 Mar 2025"), 100) == 40
+    assert resume_offset(40, state(total=90), 100) == 0  # another size now
+    assert resume_offset(40, state(size=0), 100) == 0
+    assert resume_offset(40, state(size=40), 30) == 0
+
+
+def test_part_state_round_trips_and_takes_only_strong_etags() -> None:
+    assert parse_part_state(encode_part_state(state())) == state()
+    assert parse_part_state(b'{"etag": 1') is None
+    assert parse_part_state(None) is None
+    fresh = new_part_state(headers(ETag='"e"', Last_Modified="Sat, 01 Mar 2025"), 100)
+    assert (fresh.etag, fresh.size, fresh.total) == ('"e"', 0, 100)
+    weak = new_part_state(headers(ETag='W/"e"', Last_Modified="Sat, 01 Mar 2025"), None)
+    assert if_range(weak) == "Sat, 01 Mar 2025"
+    assert if_range(new_part_state(headers(), None)) is None
 
 
 # -- answers -----------------------------------------------------------------------------------
 
 
-def respond(status: int, offset: int = 0, refreshed: bool = False, **hdrs: str) -> Decision:
+def respond(
+    status: int,
+    offset: int = 0,
+    refreshed: bool = False,
+    resumed: PartState | None = None,
+    **hdrs: str,
+) -> Decision:
     return on_response(
-        status, headers(**hdrs), offset=offset, attempt=0, policy=POLICY, refreshed=refreshed
+        status,
+        headers(**hdrs),
+        offset=offset,
+        attempt=0,
+        policy=POLICY,
+        refreshed=refreshed,
+        state=resumed,
     )
 
 
@@ -297,10 +417,39 @@ def test_206_appends_only_at_the_offset() -> None:
     assert respond(206, offset=20, Content_Range="bytes 20-49/50") == Decision(
         Step.WRITE, start=20, total=50
     )
-    assert respond(206, offset=20, Content_Range="bytes 20-49/*").total == 50
-    assert respond(206, offset=20, Content_Range="bytes 0-49/50").step is Step.RESTART
     assert respond(206, offset=20).step is Step.RESTART
     assert respond(206, offset=0, Content_Range="bytes 5-9/10").step is Step.FAIL
+
+
+@pytest.mark.parametrize(
+    ("content_range", "extra"),
+    [
+        ("bytes 0-49/50", {}),  # not where we asked
+        ("bytes 20-49/*", {}),  # total unknown: cannot check the end
+        ("bytes 20-39/50", {}),  # stops short of the end we asked for
+        ("bytes 20-59/60", {}),  # the file grew since the .part was started
+        ("bytes 20-99/100", {"Content_Length": "10"}),  # disagrees with itself
+        ("bytes 20-99/100", {"ETag": '"v2"'}),  # another version of the file
+    ],
+)
+def test_206_that_does_not_continue_the_part_exactly_restarts(
+    content_range: str, extra: dict[str, str]
+) -> None:
+    answer = headers(Content_Range=content_range, **extra)
+    decision = on_response(
+        206, answer, offset=20, attempt=0, policy=POLICY, refreshed=False, state=state(size=20)
+    )
+    assert decision.step is Step.RESTART
+    ok = respond(206, offset=20, resumed=state(size=20), Content_Range="bytes 20-99/100")
+    assert ok == Decision(Step.WRITE, start=20, total=100)
+
+
+def test_encoded_bodies_are_refused_not_inflated() -> None:
+    for status in (200, 206):
+        decision = respond(status, offset=20, Content_Encoding="gzip")
+        assert decision.step is Step.FAIL
+        assert "gzip" in decision.reason
+    assert respond(200, Content_Encoding="identity").step is Step.WRITE
 
 
 def test_416_restarts_a_resume() -> None:
@@ -351,7 +500,7 @@ def test_content_range() -> None:
 
 def test_body_end() -> None:
     def end(written: int, total: int | None, expected: int | None) -> Decision:
-        return on_body_end(written, total, expected, attempt=0, policy=POLICY)
+        return on_body_end(written, total, expected, ceiling=1000, attempt=0, policy=POLICY)
 
     assert end(10, 10, 10).step is Step.DONE
     assert end(10, None, None).step is Step.DONE
@@ -360,11 +509,46 @@ def test_body_end() -> None:
     assert end(5, None, 10).step is Step.RETRY  # no Content-Length, short of file_size
     assert end(11, 10, None).step is Step.FAIL
     assert end(11, None, 10).step is Step.FAIL
-    assert declared_size_problem(10, 10) is None
-    assert declared_size_problem(None, 10) is None
-    problem = declared_size_problem(9, 10)
+    assert end(1001, None, None).step is Step.FAIL  # no size known: the ceiling bounds it
+    assert end(1001, None, None).discard  # those bytes are not the file: not kept
+    assert end(1000, None, None).step is Step.DONE
+    assert declared_size_problem(10, 10, 5) is None
+    assert declared_size_problem(None, 10, 5) is None
+    problem = declared_size_problem(9, 10, 5)
     assert problem is not None
     assert "file_size is 10" in problem
+    assert declared_size_problem(1001, None, 1000) is not None  # announced past the ceiling
+    assert size_limit(None, None, 1000) == 1000
+    assert size_limit(500, None, 1000) == 500
+    assert size_limit(None, 20, 1000) == 20
+
+
+def test_rate_guard_stops_a_drip_after_one_window() -> None:
+    guard = RateGuard(window=60.0, min_rate=1024.0, started=0.0)
+    assert not any(guard.too_slow(float(t), 1) for t in range(1, 60))  # a byte a second
+    assert guard.too_slow(60.0, 1)
+    fast = RateGuard(window=1.0, min_rate=10.0, started=0.0)
+    assert not any(fast.too_slow(t / 10, 100) for t in range(1, 100))
+    off = RateGuard(window=1.0, min_rate=0.0, started=0.0)
+    assert not off.too_slow(100.0, 0)
+
+
+def test_clock_offset_from_the_date_header() -> None:
+    ahead = clock_offset("Sat, 01 Mar 2025 13:00:00 GMT", NOW)
+    assert ahead == timedelta(hours=1)
+    assert clock_offset(None, NOW) == timedelta(0)
+    assert clock_offset("not a date", NOW) == timedelta(0)
+    assert clock_offset("Sat, 01 Mar 99999999999 13:00:00 GMT", NOW) == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://xn--/x", "https://" + "a" * 300 + ".example/x", "https:///x", "::"]
+)
+def test_malformed_download_urls_are_a_reason_not_an_exception(url: str) -> None:
+    base = URL("https://api.cloudflare.com/client/v4")
+    problem = download_url_problem(url, base_url=base, allow_insecure=False)
+    assert problem is not None
+    assert display_url(url) in problem or "<invalid URL>" in problem
 
 
 # -- manifest ---------------------------------------------------------------------------------
@@ -384,7 +568,9 @@ def test_manifest_line_round_trips_through_the_converter() -> None:
         "sha256": "ab" * 32,
         "exported_at": "2025-03-01T12:00:00.000Z",
     }
-    assert parse_manifest([line]) == {(UUID, FileKind.VIDEO): entry()}
+    assert parse_manifest([line]).entries == {(UUID, FileKind.VIDEO): entry()}
+    stamped = encode_entry(entry(mtime_ns=5))
+    assert parse_manifest([stamped]).entries[(UUID, FileKind.VIDEO)].mtime_ns == 5
 
 
 def test_manifest_tolerates_torn_and_foreign_lines_and_keeps_the_latest() -> None:
@@ -394,23 +580,48 @@ def test_manifest_tolerates_torn_and_foreign_lines_and_keeps_the_latest() -> Non
     torn = latest[: len(latest) // 2]
     lines = [first, b"\n", b"not json\n", b'{"other": 1}\n', audio, latest, torn]
     parsed = parse_manifest(lines)
-    assert parsed == {
-        (UUID, FileKind.VIDEO): entry(bytes=10),
-        (UUID, FileKind.AUDIO): entry(kind=FileKind.AUDIO, path="a"),
-    }
-    assert parse_manifest([encode_entry(entry()).replace(b'"video"', b'"subtitles"')]) == {}
-
-
-def test_separator_only_after_a_torn_line() -> None:
-    assert not needs_separator(b"")
-    assert not needs_separator(b"\n")
-    assert needs_separator(b"}")
+    assert parsed == ManifestContents(
+        {
+            (UUID, FileKind.VIDEO): entry(bytes=10),
+            (UUID, FileKind.AUDIO): entry(kind=FileKind.AUDIO, path="a"),
+        },
+        complete_length=sum(map(len, lines[:-1])),
+        torn=True,
+        bad_lines=2,
+    )
+    foreign = parse_manifest([encode_entry(entry()).replace(b'"video"', b'"subtitles"')])
+    assert foreign.entries == {}
+    assert not parse_manifest([first]).torn
 
 
 def test_report_serialises_through_the_converter() -> None:
-    report = ExportReport(exported=(entry(),), skipped=(), failed=(), ignored=(), bytes=10)
+    report = ExportReport(
+        exported=(entry(),), skipped=(), failed=(), expired=(), ignored=(), bytes=10
+    )
     doc = converter.unstructure(report)
     assert doc["exported"][0]["kind"] == "video"
     assert doc["skipped"] == []
     assert doc["bytes"] == 10
     assert report.ok
+
+
+def test_server_digests() -> None:
+    digest = hashlib.sha256(b"file").digest()
+    b64, hexed = base64.b64encode(digest).decode(), digest.hex()
+    assert server_sha256(headers(Repr_Digest=f"sha-512=:AAAA:, sha-256=:{b64}:")) == hexed
+    assert server_sha256(headers(x_amz_checksum_sha256=b64)) == hexed
+    composite = headers(x_amz_checksum_sha256=b64, x_amz_checksum_type="COMPOSITE")
+    assert server_sha256(composite) is None
+    assert server_sha256(headers(Repr_Digest="sha-256=:not base64!:")) is None
+    assert server_sha256(headers(Repr_Digest="sha-256=:AAAA:")) is None  # not 32 bytes
+    assert server_sha256(headers()) is None
+    assert new_part_state(headers(Repr_Digest=f"sha-256=:{b64}:"), 4).digest == hexed
+
+
+def test_digest_decides_done_restart_or_fail() -> None:
+    announced = state(digest="aa" * 32)
+    assert digest_decision("aa" * 32, announced, resumed=True).step is Step.DONE
+    assert digest_decision("bb" * 32, announced, resumed=True).step is Step.RESTART
+    assert digest_decision("bb" * 32, announced, resumed=False).discard
+    assert digest_decision("bb" * 32, state(), resumed=True).step is Step.DONE  # none known
+    assert digest_decision("bb" * 32, None, resumed=False).step is Step.DONE

@@ -42,7 +42,7 @@ from realtimekit_async import (
     ValidationError,
 )
 from realtimekit_async._converter import converter
-from realtimekit_async._export_plan import PART_SUFFIX
+from realtimekit_async._export_plan import LOCK_NAME, PART_STATE_SUFFIX, PART_SUFFIX
 from realtimekit_async._pagination import (
     MAX_REPAIR_PASSES,
     MAX_REPEATED_PAGES,
@@ -980,7 +980,9 @@ def test_cancelling_an_export_leaves_only_complete_files_and_parts(
                     entry = json.loads(line)
                     entries[entry["path"]] = entry
             for path in dest.iterdir():
-                if path.name == MANIFEST_NAME or path.name.endswith(PART_SUFFIX):
+                if path.name in (MANIFEST_NAME, LOCK_NAME) or path.name.endswith(
+                    (PART_SUFFIX, PART_STATE_SUFFIX)
+                ):
                     continue
                 entry = entries.get(path.name)
                 assert entry is not None, f"{path.name} is in place but not in the manifest"

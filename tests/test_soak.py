@@ -239,9 +239,9 @@ async def run_soak(size: SoakSize, dest: Path) -> dict[str, Any]:
                 assert (dest / entry["path"]).stat().st_size == size_on_server
                 byte_exact += 1
             names = _names_in(dest)
-            leftovers = [name for name in names if name.endswith(".part")]
+            leftovers = [name for name in names if name.endswith((".part", ".part.meta"))]
             assert leftovers == []
-            assert len(names) == size.files + 1  # the files and the manifest
+            assert len(names) == size.files + 2  # the files, the manifest and the lock
 
             # 3. start/pause/resume/stop cycles, one meeting each, many at once
             began = time.perf_counter()

@@ -133,9 +133,12 @@ def _abort(request: web.BaseRequest) -> None:
 
 
 async def prepare_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Signal handler: stamp a unique ``cf-ray`` on every response and count statuses."""
+    """Signal handler: stamp a unique ``cf-ray`` and the emulated ``Date`` on every
+    response, and count statuses."""
     ctx = request.app[CTX_KEY]
     response.headers["cf-ray"] = ctx.next_ray()
+    # The server's clock is the emulated one: clients judge expiries by this header.
+    response.headers["Date"] = format_datetime(ctx.clock.now(), usegmt=True)
     transport = request.transport
     # A "reset" fault's placeholder response never reaches the client: not counted.
     if transport is not None and not transport.is_closing():

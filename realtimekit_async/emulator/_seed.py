@@ -15,6 +15,10 @@ __all__ = ["generate_seed_data"]
 _MINUTE = 60_000
 _HOUR = 60 * _MINUTE
 _DAY = 24 * _HOUR
+# No seeded URL expires this soon after the start: on a fast clock (the CLI's
+# embedded emulator runs at 30x) such URLs would expire while an export runs,
+# and each restart would bring new ones, so a rerun would find files to fetch.
+_QUIET_AFTER_START = 6 * _HOUR
 _TOPICS = (
     "Platform",
     "Design",
@@ -44,6 +48,20 @@ _FORMATS = (
 _REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
 
 
+def _file_name(meeting: Meeting, recording_id: str) -> str:
+    # Only what the seed draws, never a time: seeded times are relative to the
+    # emulator's start, and a name that moved with them would make every restart
+    # look like a different set of files (and an export rerun fetch them all again).
+    return f"recording_{meeting.id}_{recording_id[:8]}.mp4"
+
+
+def _seeded_expiry(expiry_ms: int, now_ms: int) -> int:
+    """A URL expiring within the quiet window after the start is expired already."""
+    if now_ms < expiry_ms < now_ms + _QUIET_AFTER_START:
+        expiry_ms = now_ms
+    return expiry_ms // 1000 * 1000
+
+
 def generate_seed_data(
     *,
     seed: int,
@@ -55,10 +73,12 @@ def generate_seed_data(
 ) -> tuple[list[Meeting], list[Recording]]:
     """Build ``recordings`` recordings over ``meetings`` meetings (default: one per 5).
 
-    Same arguments give identical data. About 90% of settled recordings are
-    UPLOADED (5% of those without RealtimeKit bucket URLs), the rest ERRORED;
-    invoked times spread over the last 30 days, so most download URLs (valid
-    ``url_ttl``) have expired. One seeded recording in 50 is still active
+    Same arguments give identical data, and a later ``now_ms`` only moves the
+    times: ids, names, sizes and statuses depend on the seed alone. About 90%
+    of settled recordings are UPLOADED (5% of those without RealtimeKit bucket
+    URLs), the rest ERRORED; invoked times spread over the last 30 days, so most
+    download URLs (valid ``url_ttl``) have expired, and none expires in the 6
+    hours after ``now_ms``. One seeded recording in 50 is still active
     (RECORDING or PAUSED, at most one per meeting, invoked in the last 30 min).
     Raises ValueError for negative counts or recordings without meetings.
     """
@@ -133,7 +153,7 @@ def generate_seed_data(
             meeting_id=meeting.id,
             status="UPLOADED" if uploaded_ok else "ERRORED",
             invoked_ms=invoked,
-            output_file_name=f"recording_{meeting.id}_{invoked}.mp4",
+            output_file_name=_file_name(meeting, rid),
             has_audio=has_audio,
             bucket_enabled=bucket,
             storage_config=storage,
@@ -149,7 +169,7 @@ def generate_seed_data(
             uploaded_at = stopped + randrange(3000, 60_000)
             rec.file_size = compute_file_size(rid, duration, bps)
             if bucket:
-                rec.expiry_ms = (uploaded_at + ttl_ms) // 1000 * 1000
+                rec.expiry_ms = _seeded_expiry(uploaded_at + ttl_ms, now_ms)
             meeting.updated_ms = max(meeting.updated_ms, uploaded_at)
         else:
             meeting.updated_ms = max(meeting.updated_ms, stopped)
@@ -163,12 +183,13 @@ def generate_seed_data(
         meeting.live_session_id = session
         meeting.session_started_ms = started
         meeting.updated_ms = max(meeting.updated_ms, started)
+        rid = new_uuid(rng)
         rec = Recording(
-            id=new_uuid(rng),
+            id=rid,
             meeting_id=meeting.id,
             status="PAUSED" if paused else "RECORDING",
             invoked_ms=invoked,
-            output_file_name=f"recording_{meeting.id}_{invoked}.mp4",
+            output_file_name=_file_name(meeting, rid),
             has_audio=rand() < 0.3,
             start_reason={"caller": dict(api_caller), "reason": "API_CALL"},
             started_ms=started,

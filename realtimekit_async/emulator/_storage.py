@@ -161,18 +161,27 @@ def _abort(request: web.BaseRequest) -> None:
         request.transport.abort()
 
 
+def _refusal(ctx: EmulatorContext, request: web.Request) -> web.Response | None:
+    """The error a download request gets (bad key, signature or expiry), if any."""
+    rid = request.match_info["recording_id"]
+    kind = request.match_info["kind"]
+    expires = request.query.get("X-Expires", "")
+    if kind not in FILE_KINDS:
+        return _xml_error(404, "NoSuchKey", "The specified key does not exist.")
+    if not ctx.signer.verify(rid, kind, expires, request.query.get("X-Signature", "")):
+        return _xml_error(403, "SignatureDoesNotMatch", "The request signature is invalid.")
+    if ctx.clock.now_ms() >= int(expires) * 1000:
+        return _xml_error(403, "AccessDenied", "Request has expired.")
+    return None
+
+
 async def _download(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX_KEY]
     rid = request.match_info["recording_id"]
     kind = request.match_info["kind"]
-    expires = request.query.get("X-Expires", "")
-    signature = request.query.get("X-Signature", "")
-    if kind not in FILE_KINDS:
-        return _xml_error(404, "NoSuchKey", "The specified key does not exist.")
-    if not ctx.signer.verify(rid, kind, expires, signature):
-        return _xml_error(403, "SignatureDoesNotMatch", "The request signature is invalid.")
-    if ctx.clock.now_ms() >= int(expires) * 1000:
-        return _xml_error(403, "AccessDenied", "Request has expired.")
+    refusal = _refusal(ctx, request)
+    if refusal is not None:
+        return refusal
     size = file_size_for(ctx, rid, kind)
     if size is None:
         return _xml_error(404, "NoSuchKey", "The specified key does not exist.")

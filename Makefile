@@ -13,7 +13,7 @@ OLD_STAMP := $(OLD_VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,cli,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,cli,bench,s3]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,7 +39,7 @@ unit: $(STAMP)
 $(OLD_STAMP): pyproject.toml constraints-oldest.txt
 	$(PYTHON) -m venv $(OLD_VENV)
 	$(OLD_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(OLD_VENV)/bin/python -m pip install --quiet -c constraints-oldest.txt -e '.[test,cli]'
+	$(OLD_VENV)/bin/python -m pip install --quiet -c constraints-oldest.txt -e '.[test,cli,s3]'
 	touch $(OLD_STAMP)
 
 ## The suite again on the oldest versions pyproject.toml admits (constraints-oldest.txt).

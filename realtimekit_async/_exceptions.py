@@ -20,7 +20,8 @@ Hierarchy::
     ├── RecordingFailedError: a waited-for recording ended ERRORED, or moved past
     │   every status that was waited for
     ├── WebhookVerificationError: a webhook delivery failed its signature check
-    └── DownloadError: a recording file could not be fetched or verified
+    ├── DownloadError: a recording file could not be fetched or verified
+    └── StorageError: an object store refused, failed or could not be reached
 
 Messages never contain the API token or a presigned URL's query string.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "RateLimitError",
     "RealtimeKitError",
     "RecordingFailedError",
+    "StorageError",
     "UnprocessableEntityError",
     "ValidationError",
     "WebhookVerificationError",
@@ -186,3 +188,20 @@ class WebhookVerificationError(RealtimeKitError):
 
 class DownloadError(RealtimeKitError):
     """A recording file could not be downloaded or failed verification."""
+
+
+class StorageError(RealtimeKitError):
+    """An object-store request failed: refused, a server error after retries, or unreachable.
+
+    ``key`` names the object (``""`` for bucket-wide calls), ``status`` the HTTP
+    status (``None`` when no answer came) and ``code`` the store's error code
+    (e.g. ``NoSuchBucket``, ``PreconditionFailed``).
+    """
+
+    def __init__(
+        self, message: str, *, key: str = "", status: int | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.status = status
+        self.code = code

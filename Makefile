@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 OLD_VENV  ?= .venv-oldest
 OLD_STAMP := $(OLD_VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit test-oldest soak bench bench-smoke clean
+.PHONY: install demo test lint typecheck unit test-oldest soak bench bench-smoke bench-objstore clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ bench: $(STAMP)
 ## The same harness at tiny sizes, one repetition: seconds, numbers meaningless.
 bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
+
+## obstore against aiobotocore, streaming into moto's S3 server (the s3 extra's choice;
+## results: benchmarks/results/objstore.{md,json}).
+bench-objstore: $(STAMP)
+	$(BIN)/python -m benchmarks.objstore_eval
 
 clean:
 	rm -rf $(VENV) $(OLD_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -119,7 +119,9 @@ def _raise_storage_error(exc: Exception, what: str, key: str) -> NoReturn:
         detail = f"HTTP {status} {code or ''}: {error.get('Message') or ''}".strip(" :")
     else:
         detail = f"{type(exc).__name__}: {exc}"
-    raise StorageError(f"{what} {key or '(bucket)'}: {detail}", key=key, status=status, code=code)
+    raise StorageError(
+        f"{what} {key or '(bucket)'}: {detail}", key=key, status=status, code=code
+    ) from exc
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
 MiB = 1024 * 1024
-CREDENTIALS = {"region": "us-east-1", "access_key_id": "testing", "secret_access_key": "testing"}
+CREDENTIALS = {"region": "us-east-1", "access_key_id": "AKIATEST", "secret_access_key": "s3cr3t-9f"}
 
 
 @pytest.fixture(scope="session")
@@ -375,14 +376,17 @@ class FaultProxy:
     """An aiohttp proxy in front of moto that answers some requests with an error instead.
 
     ``rule(method, query)`` returns the status to fail a request with, or None to
-    forward it. Counts forwarded and failed requests and the most part uploads in
-    flight at once.
+    forward it; ``corrupt(payload)`` may alter every forwarded answer's body.
+    Counts forwarded and failed requests and the most part uploads in flight at once.
     """
 
-    def __init__(self, upstream: str, rule: Rule) -> None:
+    def __init__(
+        self, upstream: str, rule: Rule, corrupt: Callable[[bytes], bytes] = bytes
+    ) -> None:
         self.upstream = upstream
         self.url = ""  # set once listening
         self.rule = rule
+        self.corrupt = corrupt
         self.failed = 0
         self.forwarded = 0
         self.parts_in_flight = 0
@@ -414,7 +418,7 @@ class FaultProxy:
                     data=io.BytesIO(body),
                 ) as answer,
             ):
-                payload = await answer.read()
+                payload = self.corrupt(await answer.read())
                 drop = ("content-length", "transfer-encoding", "content-encoding", "connection")
                 kept = {k: v for k, v in answer.headers.items() if k.lower() not in drop}
                 self.forwarded += 1
@@ -423,7 +427,7 @@ class FaultProxy:
             self.parts_in_flight -= is_part
 
 
-MakeProxy = Callable[[Rule], Awaitable[FaultProxy]]
+MakeProxy = Callable[..., Awaitable[FaultProxy]]
 
 
 @pytest.fixture
@@ -431,8 +435,8 @@ async def proxied(moto_url: str) -> AsyncIterator[MakeProxy]:
     """Start fault proxies on 127.0.0.1 (``make(rule)``); all stopped after the test."""
     runners: list[web.AppRunner] = []
 
-    async def make(rule: Rule) -> FaultProxy:
-        proxy = FaultProxy(moto_url, rule)
+    async def make(rule: Rule, corrupt: Callable[[bytes], bytes] = bytes) -> FaultProxy:
+        proxy = FaultProxy(moto_url, rule, corrupt)
         app = web.Application(client_max_size=64 * MiB)
         app.router.add_route("*", "/{tail:.*}", proxy.handle)
         runner = web.AppRunner(app)
@@ -519,6 +523,25 @@ async def test_parts_in_flight_are_bounded(proxied: MakeProxy, raw: S3Client, bu
     assert await read(raw, bucket, "p/bounded.mp4") == data
 
 
+async def test_a_sealed_copy_whose_checksum_disagrees_is_deleted(
+    proxied: MakeProxy, raw: S3Client, bucket: str
+) -> None:
+    forged = b64_sha256(hashlib.sha256(b"something else").digest()).encode()
+
+    def forge_copy_checksum(payload: bytes) -> bytes:
+        if b"<CopyObjectResult" not in payload:
+            return payload
+        return re.sub(rb"<ChecksumSHA256>[^<]*<", b"<ChecksumSHA256>" + forged + b"<", payload)
+
+    proxy = await proxied(lambda method, query: None, forge_copy_checksum)
+    async with store_on(proxy.url, bucket) as store:
+        with pytest.raises(StorageError) as info:
+            await store.put("bad.mp4", stream(os.urandom(MIN_PART_SIZE + 1)))
+    assert info.value.code == "ChecksumMismatch"
+    assert await keys(raw, bucket) == []  # the object that disagreed is gone
+    assert await uploads(raw, bucket) == []
+
+
 async def test_a_missing_bucket_is_a_storage_error(moto_url: str) -> None:
     async with store_on(moto_url, "no-such-bucket-here") as store:
         with pytest.raises(StorageError) as info:
@@ -536,6 +559,7 @@ async def test_an_unreachable_store_is_a_storage_error() -> None:
             await store.head("a.mp4")
     assert info.value.status is None
     assert info.value.key == "p/a.mp4"
+    assert CREDENTIALS["secret_access_key"] not in str(info.value)
 
 
 # -- configuration -------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ STAMP  := $(VENV)/.installed-stamp
 OLD_VENV  ?= .venv-oldest
 OLD_STAMP := $(OLD_VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit test-oldest soak bench bench-smoke clean
+.PHONY: install demo test lint typecheck unit test-oldest soak bench bench-smoke bench-objstore clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,cli,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,cli,bench,s3]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,7 +39,7 @@ unit: $(STAMP)
 $(OLD_STAMP): pyproject.toml constraints-oldest.txt
 	$(PYTHON) -m venv $(OLD_VENV)
 	$(OLD_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(OLD_VENV)/bin/python -m pip install --quiet -c constraints-oldest.txt -e '.[test,cli]'
+	$(OLD_VENV)/bin/python -m pip install --quiet -c constraints-oldest.txt -e '.[test,cli,s3]'
 	touch $(OLD_STAMP)
 
 ## The suite again on the oldest versions pyproject.toml admits (constraints-oldest.txt).
@@ -59,6 +59,11 @@ bench: $(STAMP)
 ## The same harness at tiny sizes, one repetition: seconds, numbers meaningless.
 bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
+
+## obstore against aiobotocore, streaming into moto's S3 server (the s3 extra's choice;
+## results: benchmarks/results/objstore.{md,json}).
+bench-objstore: $(STAMP)
+	$(BIN)/python -m benchmarks.objstore_eval
 
 clean:
 	rm -rf $(VENV) $(OLD_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

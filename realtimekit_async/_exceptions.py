@@ -23,9 +23,10 @@ Hierarchy::
     │   every status that was waited for
     ├── WebhookVerificationError: a webhook delivery failed its signature check
     ├── DownloadError: a recording file could not be fetched or verified
-    └── ExportError: an export's destination cannot be used safely (a link or
-        special file planted where it writes)
-        └── DestinationLockedError: another export is running into that destination
+    ├── ExportError: an export's destination cannot be used safely (a link or
+    │   special file planted where it writes)
+    │   └── DestinationLockedError: another export is running into that destination
+    └── StorageError: an object store refused, failed or could not be reached
 
 Messages never contain the API token or a presigned URL's query string.
 """
@@ -54,6 +55,7 @@ __all__ = [
     "RateLimitError",
     "RealtimeKitError",
     "RecordingFailedError",
+    "StorageError",
     "UnprocessableEntityError",
     "ValidationError",
     "WebhookVerificationError",
@@ -233,3 +235,20 @@ class ExportError(RealtimeKitError):
 
 class DestinationLockedError(ExportError):
     """Another export holds the destination's lock; wait for it or use another ``dest``."""
+
+
+class StorageError(RealtimeKitError):
+    """An object-store request failed: refused, a server error after retries, or unreachable.
+
+    ``key`` names the object (``""`` for bucket-wide calls), ``status`` the HTTP
+    status (``None`` when no answer came) and ``code`` the store's error code
+    (e.g. ``NoSuchBucket``, ``PreconditionFailed``).
+    """
+
+    def __init__(
+        self, message: str, *, key: str = "", status: int | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.status = status
+        self.code = code

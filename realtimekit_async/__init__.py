@@ -74,9 +74,9 @@ from ._models import (
     WatermarkSize,
 )
 from ._pagination import RecordingPaginator
+from ._policies import RetryPolicy
 from ._ratelimit import DEFAULT_RATE_LIMITS, GLOBAL_RATE_LIMITS, RateBudget, RateLimit, RateLimits
 from ._recordings import Recordings
-from ._sansio import RetryPolicy
 from ._version import __version__
 from ._waiter import RecordingWaiter
 

@@ -39,7 +39,7 @@ from ._exceptions import (
     RealtimeKitError,
     ValidationError,
 )
-from ._models import check_int
+from ._policies import RetryPolicy
 from ._ratelimit import (
     DEFAULT_RATE_LIMITS,
     RateBudget,
@@ -51,14 +51,13 @@ from ._ratelimit import (
 from ._recordings import Recordings
 from ._sansio import (
     Failure,
-    RetryPolicy,
-    check_id,
     possibly_processed,
     recordings_url,
     retry_delay,
     status_error,
     unwrap,
 )
+from ._validation import check_id, check_int
 from ._version import __version__
 
 __all__ = ["RealtimeKit", "read_body"]

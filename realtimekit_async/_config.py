@@ -11,8 +11,9 @@ import attrs
 from yarl import URL
 
 from ._exceptions import ValidationError
-from ._models import check_int, check_seconds
-from ._sansio import DEFAULT_BASE_URL, RetryPolicy
+from ._policies import RetryPolicy
+from ._sansio import DEFAULT_BASE_URL
+from ._validation import check_int, check_non_empty, check_seconds
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
@@ -111,8 +112,8 @@ def resolve_options(
     if not account:
         raise ValidationError("account_id", f"missing: pass account_id= or set {ENV_ACCOUNT_ID}")
     app = app_id if app_id is not None else env.get(ENV_APP_ID) or None
-    if app is not None and not app.strip():
-        raise ValidationError("app_id", "must be a non-empty string")
+    if app is not None:
+        check_non_empty("app_id", app)
     return ClientOptions(
         api_token=_header_safe("api_token", token, ascii_only=True),
         account_id=account,

@@ -26,7 +26,8 @@ from yarl import URL
 
 from ._converter import converter
 from ._models import Recording, RecordingStatus
-from ._sansio import Failure, RetryPolicy, decode_json, encode_json, retry_delay
+from ._policies import RetryPolicy
+from ._sansio import Failure, decode_json, encode_json, retry_delay
 
 __all__ = [
     "LOCK_NAME",

@@ -9,7 +9,6 @@ and raise :class:`ValidationError` naming the field.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -18,6 +17,7 @@ from typing import Any, Final
 import attrs
 
 from ._exceptions import ValidationError
+from ._validation import attribute, check_int, check_non_empty
 
 __all__ = [
     "AudioChannel",
@@ -192,11 +192,7 @@ def _one_of(enum: type[StrEnum], *, optional: bool = True) -> Any:
     return check
 
 
-def _non_empty_str(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(attribute, "must be a non-empty string")
+_non_empty_str: Any = attribute(check_non_empty, optional=True)
 
 
 def _is_bool(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -212,31 +208,6 @@ def _optional_instance(kind: type, what: str) -> Any:
             raise _fail(attribute, f"must be {what}, got {value!r}")
 
     return check
-
-
-def check_int(field: str, value: object, low: int, high: int | None = None) -> int:
-    """Return ``value`` if it is an ``int`` (not a bool) in ``low..high``; else raise."""
-    bound = f"between {low} and {high}" if high is not None else f">= {low}"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        raise ValidationError(field, f"must be an integer {bound}, got {value!r}")
-    return value
-
-
-def check_seconds(field: str, value: object) -> float:
-    """Return ``value`` as float seconds if it is a finite number > 0; else raise."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValidationError(field, f"must be a positive number of seconds, got {value!r}")
-    return float(value)
 
 
 def _int_range(low: int, high: int | None = None) -> Any:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -32,8 +32,13 @@ import attrs
 from http_sfv.item import Item
 from http_sfv.list import List
 
-from ._exceptions import ValidationError
-from ._models import check_int
+from ._policies import (
+    DEFAULT_RATE_LIMITS,
+    GLOBAL_RATE_LIMITS,
+    RateLimit,
+    RateLimits,
+    to_rate_limits,
+)
 from ._sansio import server_delay
 
 T = TypeVar("T")
@@ -50,75 +55,6 @@ __all__ = [
     "parse_rate_headers",
     "to_rate_limits",
 ]
-
-
-# -- configuration ---------------------------------------------------------------------
-
-
-@attrs.frozen
-class RateLimit:
-    """One layer: at most ``max_requests`` API calls in any ``period`` seconds."""
-
-    max_requests: int = attrs.field()
-    period: float = attrs.field()
-
-    @max_requests.validator
-    def _check_requests(self, _attribute: object, value: int) -> None:
-        check_int("rate_limit.max_requests", value, 1)
-
-    @period.validator
-    def _check_period(self, _attribute: object, value: float) -> None:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not (math.isfinite(value) and value > 0)
-        ):
-            raise ValidationError("rate_limit.period", "must be positive")
-
-
-#: Cloudflare's documented limit for the Recordings APIs.
-RECORDINGS_LIMIT: Final = RateLimit(1000, 50.0)
-#: Cloudflare's documented limit for all RealtimeKit APIs together.
-REALTIMEKIT_LIMIT: Final = RateLimit(3500, 300.0)
-#: Cloudflare's global API limit per user; exceeding it blocks every call for 5 minutes.
-GLOBAL_LIMIT: Final = RateLimit(1200, 300.0)
-
-
-def _layers(value: RateLimit | Iterable[RateLimit]) -> tuple[RateLimit, ...]:
-    layers = (value,) if isinstance(value, RateLimit) else tuple(value)
-    for layer in layers:
-        if not isinstance(layer, RateLimit):
-            raise ValidationError("rate_limit.layers", f"must hold RateLimit, got {layer!r}")
-    return layers
-
-
-@attrs.frozen
-class RateLimits:
-    """Every rate limit a client keeps to, shared by the client and its copies.
-
-    ``layers`` are enforced all at once (none means only the server's headers
-    count); ``adaptive`` paces requests by the budget the server's answers state.
-    """
-
-    layers: tuple[RateLimit, ...] = attrs.field(
-        default=(RECORDINGS_LIMIT, REALTIMEKIT_LIMIT), converter=_layers
-    )
-    adaptive: bool = True
-
-
-#: The documented Recordings (1,000 per 50 s) and RealtimeKit (3,500 per 5 min) limits.
-DEFAULT_RATE_LIMITS: Final = RateLimits()
-#: The defaults plus Cloudflare's global 1,200 per 5 min, for a token nothing else uses.
-GLOBAL_RATE_LIMITS: Final = RateLimits((RECORDINGS_LIMIT, REALTIMEKIT_LIMIT, GLOBAL_LIMIT))
-
-
-def to_rate_limits(value: RateLimits | RateLimit | None) -> RateLimits | None:
-    """A client's ``rate_limit=`` argument as :class:`RateLimits` (``None``: no limiting)."""
-    if value is None or isinstance(value, RateLimits):
-        return value
-    if isinstance(value, RateLimit):
-        return RateLimits((value,))
-    raise ValidationError("rate_limit", f"must be RateLimits, RateLimit or None, got {value!r}")
 
 
 # -- reading the headers ---------------------------------------------------------------

@@ -28,17 +28,16 @@ from ._models import (
     StorageConfig,
     TrackLayer,
     VideoConfig,
-    check_int,
 )
 from ._pagination import RecordingPaginator
 from ._sansio import (
     MAX_WALK_PAGES,
     action_applied,
-    check_id,
     encode_json,
     list_query,
     redact,
 )
+from ._validation import check_id, check_int
 from ._waiting import wait_for_recording
 
 if TYPE_CHECKING:

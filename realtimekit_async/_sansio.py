@@ -16,7 +16,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import quote
 
-import attrs
 import orjson
 from yarl import URL
 
@@ -32,22 +31,13 @@ from ._exceptions import (
     PermissionDeniedError,
     RateLimitError,
     UnprocessableEntityError,
-    ValidationError,
 )
-from ._models import ListRecordingsParams, RecordingAction, RecordingStatus, check_int
+from ._models import ListRecordingsParams, RecordingAction, RecordingStatus
+from ._policies import RetryPolicy
 
 DEFAULT_BASE_URL: Final = "https://api.cloudflare.com/client/v4"
 
 # -- URLs and queries ------------------------------------------------------------------
-
-
-def check_id(field: str, value: object) -> str:
-    """Return ``value`` if it can be a path id; raise :class:`ValidationError` otherwise."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(field, "must be a non-empty string")
-    if value in {".", ".."}:
-        raise ValidationError(field, f"{value!r} is not a valid id")
-    return value
 
 
 def recordings_url(base_url: URL, account_id: str, app_id: str, *segments: str) -> URL:
@@ -264,36 +254,6 @@ class Failure(enum.Enum):
     CONNECT = "connect"
     #: The request may have reached the server (reset, read timeout, truncated body).
     AFTER_SEND = "after_send"
-
-
-def _count(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    check_int(attribute.name, value, 0)
-
-
-def _seconds(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (math.isfinite(value) and value >= 0)
-    ):
-        raise ValidationError(
-            attribute.name, f"must be a finite number of seconds >= 0, got {value!r}"
-        )
-
-
-@attrs.frozen
-class RetryPolicy:
-    """How often and how long to retry.
-
-    Backoff is ``min(initial_delay * 2**attempt, max_delay)`` with up to 25 %
-    jitter taken off; a server-given delay (``retry-after-ms``, ``Retry-After``
-    seconds or HTTP date) is honoured when it is at most ``max_server_delay``.
-    """
-
-    max_retries: int = attrs.field(default=2, validator=_count)
-    initial_delay: float = attrs.field(default=0.5, validator=_seconds)
-    max_delay: float = attrs.field(default=8.0, validator=_seconds)
-    max_server_delay: float = attrs.field(default=60.0, validator=_seconds)
 
 
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})

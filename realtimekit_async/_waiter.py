@@ -11,8 +11,8 @@ import attrs
 
 from ._closing import AsyncCloseable
 from ._exceptions import RealtimeKitError, RecordingFailedError
-from ._models import Recording, RecordingStatus, check_int, check_seconds
-from ._sansio import check_id
+from ._models import Recording, RecordingStatus
+from ._validation import check_id, check_int, check_seconds
 from ._waiting import check_outcome, poll, supersedes, wanted_statuses
 from ._webhook_models import RecordingStatusUpdate, WebhookEvent, WebhookRecording
 

@@ -22,7 +22,8 @@ from ._exceptions import (
     RecordingFailedError,
     ValidationError,
 )
-from ._models import ListRecordingsParams, Recording, RecordingStatus, check_seconds
+from ._models import ListRecordingsParams, Recording, RecordingStatus
+from ._validation import check_seconds
 
 __all__ = [
     "TERMINAL_STATUSES",

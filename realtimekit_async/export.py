@@ -96,8 +96,10 @@ from ._export_plan import (
     resume_offset,
     size_limit,
 )
-from ._models import Recording, RecordingStatus, check_int, check_seconds
-from ._sansio import Failure, RetryPolicy
+from ._models import Recording, RecordingStatus
+from ._policies import RetryPolicy
+from ._sansio import Failure
+from ._validation import check_int, check_non_negative, check_seconds
 
 if TYPE_CHECKING:
     from ._client import RealtimeKit
@@ -192,10 +194,8 @@ async def export_recordings(
     """
     check_int("concurrency", concurrency, 1)
     check_int("max_audio_size", max_audio_size, 1)
-    if not url_expiry_margin >= 0:
-        raise ValidationError("url_expiry_margin", "must be a number of seconds >= 0")
-    if not min_rate >= 0:
-        raise ValidationError("min_rate", "must be a number of bytes per second >= 0")
+    check_non_negative("url_expiry_margin", url_expiry_margin)
+    check_non_negative("min_rate", min_rate, "bytes per second")
     check_seconds("read_timeout", read_timeout)
     session = client.session
     # Downloads never add the token themselves; a session carrying one by default

@@ -48,8 +48,8 @@ from ._exceptions import (
     ValidationError,
     WebhookVerificationError,
 )
-from ._models import check_int, check_seconds
 from ._sansio import NOT_JSON, redact, try_decode_json, unwrap
+from ._validation import check_int, check_non_negative, check_seconds
 from ._waiter import RecordingSnapshot, RecordingWaiter
 from ._webhook_models import (
     RECORDING_STATUS_UPDATE,
@@ -329,9 +329,7 @@ class WebhookVerifier(AsyncCloseable):
             client.options.max_response_size if client is not None else DEFAULT_MAX_RESPONSE_SIZE
         )
         self._timeout = aiohttp.ClientTimeout(total=check_seconds("timeout", timeout))
-        if isinstance(refetch_cooldown, bool) or not refetch_cooldown >= 0:
-            raise ValidationError("refetch_cooldown", "must be a number of seconds >= 0")
-        self._cooldown = float(refetch_cooldown)
+        self._cooldown = check_non_negative("refetch_cooldown", refetch_cooldown)
         self._clock = clock
         self._quiet_until = float("-inf")
         self._failure: str | None = None  # why the last fetch failed, during its cooldown
@@ -662,9 +660,8 @@ def webhook_handler(
     """
     check_int("max_body_size", max_body_size, 1)
     check_int("max_pending", max_pending, 1)
-    for name, value in (("respond_within", respond_within), ("shutdown_timeout", shutdown_timeout)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-            raise ValidationError(name, f"must be a number of seconds >= 0, got {value!r}")
+    check_non_negative("respond_within", respond_within)
+    check_non_negative("shutdown_timeout", shutdown_timeout)
     return WebhookHandler(
         verifier,
         on_event,

@@ -157,7 +157,7 @@ ROWS: list[Row] = [
         "RateLimit(...)",
         "`period=0`",
         lambda _c: RateLimit(max_requests=10, period=0),
-        "rate_limit.period: must be positive",
+        "rate_limit.period: must be a positive number of seconds, got 0",
     ),
     Row(
         "RetryPolicy(...)",
@@ -169,7 +169,7 @@ ROWS: list[Row] = [
         "RetryPolicy(...)",
         '`max_delay=float("nan")`',
         lambda _c: RetryPolicy(max_delay=float("nan")),
-        "max_delay: must be a finite number of seconds >= 0, got nan",
+        "max_delay: must be a number of seconds >= 0, got nan",
     ),
     Row(
         "client.with_options(...)",
@@ -432,7 +432,7 @@ ROWS: list[Row] = [
         "WebhookVerifier(...)",
         "`refetch_cooldown=-1`",
         lambda _c: WebhookVerifier(refetch_cooldown=-1),
-        "refetch_cooldown: must be a number of seconds >= 0",
+        "refetch_cooldown: must be a number of seconds >= 0, got -1",
     ),
     Row(
         "webhook_handler(...)",
@@ -481,7 +481,7 @@ ROWS: list[Row] = [
         "export_recordings(...)",
         "`url_expiry_margin=-1`",
         lambda c: export_recordings(c, "unused", url_expiry_margin=-1),
-        "url_expiry_margin: must be a number of seconds >= 0",
+        "url_expiry_margin: must be a number of seconds >= 0, got -1",
     ),
     Row(
         "export_recordings(...)",

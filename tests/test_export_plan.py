@@ -55,7 +55,8 @@ from realtimekit_async._export_plan import (
     size_limit,
 )
 from realtimekit_async._models import Recording, RecordingStatus
-from realtimekit_async._sansio import Failure, RetryPolicy
+from realtimekit_async._policies import RetryPolicy
+from realtimekit_async._sansio import Failure
 
 UUID = "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
 POLICY = RetryPolicy(max_retries=2, initial_delay=1.0, max_delay=8.0)

@@ -22,12 +22,10 @@ from realtimekit_async import (
     RateLimitError,
     RetryPolicy,
     UnprocessableEntityError,
-    ValidationError,
 )
 from realtimekit_async._sansio import (
     Failure,
     action_applied,
-    check_id,
     list_query,
     page_count,
     possibly_processed,
@@ -82,12 +80,6 @@ def test_any_id_is_exactly_one_segment(segment: str) -> None:
     assert url.raw_path.startswith(prefix)
     assert "/" not in url.raw_path[len(prefix) :]
     assert url.path[len(prefix) :] == segment
-
-
-@pytest.mark.parametrize("bad", ["", "   ", ".", "..", None, 5])
-def test_check_id_rejects(bad: object) -> None:
-    with pytest.raises(ValidationError, match="recording_id"):
-        check_id("recording_id", bad)
 
 
 # -- queries -----------------------------------------------------------------------------

@@ -78,7 +78,7 @@ from ._policies import RetryPolicy
 from ._ratelimit import DEFAULT_RATE_LIMITS, GLOBAL_RATE_LIMITS, RateBudget, RateLimit, RateLimits
 from ._recordings import Recordings
 from ._version import __version__
-from ._waiter import RecordingWaiter
+from ._webhook_waiter import RecordingWaiter
 
 __all__ = [
     "APIConnectionError",

@@ -19,16 +19,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TextIO
 
-from yarl import URL
-
 from ._client import RealtimeKit
 from ._config import ENV_ACCOUNT_ID, ENV_API_TOKEN, ENV_APP_ID, ENV_BASE_URL
 from ._converter import converter
 from ._exceptions import RealtimeKitError, ValidationError
 from ._models import Recording, RecordingStatus
-from ._sansio import encode_json
+from ._sansio import encode_json, redact
 from ._version import __version__
-from .export import ExportProgress, ExportReport, export_recordings
+from .export import ExportProgress, ExportReport, ProgressCallback, export_recordings
 
 __all__ = ["main"]
 
@@ -50,10 +48,7 @@ class _Parser(argparse.ArgumentParser):
 
 def safe_url(url: str | None) -> str:
     """A presigned URL without its query (the signature is a credential)."""
-    if not url:
-        return "-"
-    parsed = URL(url)
-    return str(parsed.with_query(None).with_fragment(None)) + ("?…" if parsed.query_string else "")
+    return redact(url) if url else "-"
 
 
 def _when(value: datetime | None) -> str:
@@ -320,9 +315,6 @@ async def _recordings(args: argparse.Namespace, out: TextIO) -> int:
         rec = await calls[args.action]()
         print(json_line(rec) if args.json else detail(rec), file=out)
         return EXIT_OK
-
-
-ProgressCallback = Callable[[ExportProgress], None]
 
 
 @contextlib.contextmanager

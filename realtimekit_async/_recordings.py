@@ -10,6 +10,7 @@ import attrs
 
 from ._converter import converter
 from ._exceptions import APIResponseValidationError, BadRequestError, ConflictError
+from ._lifecycle import action_applied
 from ._models import (
     AudioConfig,
     InteractiveConfig,
@@ -30,15 +31,14 @@ from ._models import (
     VideoConfig,
 )
 from ._pagination import RecordingPaginator
+from ._polling import wait_for_recording
 from ._sansio import (
     MAX_WALK_PAGES,
-    action_applied,
     encode_json,
     list_query,
     redact,
 )
 from ._validation import check_id, check_int
-from ._waiting import wait_for_recording
 
 if TYPE_CHECKING:
     from ._client import RealtimeKit

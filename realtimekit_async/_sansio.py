@@ -32,7 +32,7 @@ from ._exceptions import (
     RateLimitError,
     UnprocessableEntityError,
 )
-from ._models import ListRecordingsParams, RecordingAction, RecordingStatus
+from ._models import ListRecordingsParams
 from ._policies import RetryPolicy
 
 DEFAULT_BASE_URL: Final = "https://api.cloudflare.com/client/v4"
@@ -338,23 +338,6 @@ def possibly_processed(*, status: int | None = None, failure: Failure | None = N
     if failure is not None:
         return failure is Failure.AFTER_SEND
     return status is not None and status != 429 and status in RETRYABLE_STATUSES
-
-
-#: The statuses that show a pause/resume/stop action has taken effect.
-ACTION_OUTCOMES: Final[Mapping[RecordingAction, frozenset[RecordingStatus]]] = {
-    RecordingAction.STOP: frozenset(
-        {RecordingStatus.UPLOADING, RecordingStatus.UPLOADED, RecordingStatus.ERRORED}
-    ),
-    RecordingAction.PAUSE: frozenset({RecordingStatus.PAUSED}),
-    RecordingAction.RESUME: frozenset({RecordingStatus.RECORDING}),
-}
-
-
-def action_applied(action: RecordingAction | str, status: RecordingStatus | str) -> bool:
-    """Whether a recording in ``status`` shows that ``action`` has been carried out."""
-    # A StrEnum member hashes like its string, so a plain "stop" finds its entry;
-    # an action newer than this SDK has no known outcome.
-    return status in ACTION_OUTCOMES.get(action, frozenset())  # type: ignore[arg-type]
 
 
 # -- paging ----------------------------------------------------------------------------

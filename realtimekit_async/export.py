@@ -113,6 +113,7 @@ __all__ = [
     "FileKind",
     "IgnoredRecording",
     "ManifestEntry",
+    "ProgressCallback",
     "export_recordings",
 ]
 

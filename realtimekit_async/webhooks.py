@@ -50,7 +50,6 @@ from ._exceptions import (
 )
 from ._sansio import NOT_JSON, redact, try_decode_json, unwrap
 from ._validation import check_int, check_non_negative, check_seconds
-from ._waiter import RecordingSnapshot, RecordingWaiter
 from ._webhook_models import (
     RECORDING_STATUS_UPDATE,
     DownloadUrl,
@@ -63,6 +62,7 @@ from ._webhook_models import (
     WebhookOrganizer,
     WebhookRecording,
 )
+from ._webhook_waiter import RecordingSnapshot, RecordingWaiter
 
 if TYPE_CHECKING:
     from ._client import RealtimeKit

@@ -25,7 +25,6 @@ from realtimekit_async import (
 )
 from realtimekit_async._sansio import (
     Failure,
-    action_applied,
     list_query,
     page_count,
     possibly_processed,
@@ -337,23 +336,6 @@ def test_page_count(total: int, per_page: int, pages: int) -> None:
 )
 def test_possibly_processed(status: int | None, failure: Failure | None, expected: bool) -> None:
     assert possibly_processed(status=status, failure=failure) is expected
-
-
-@pytest.mark.parametrize(
-    ("action", "status", "expected"),
-    [
-        ("stop", "UPLOADING", True),
-        ("stop", "UPLOADED", True),
-        ("stop", "ERRORED", True),
-        ("stop", "RECORDING", False),
-        ("pause", "PAUSED", True),
-        ("pause", "RECORDING", False),
-        ("resume", "RECORDING", True),
-        ("resume", "PAUSED", False),
-    ],
-)
-def test_action_applied(action: str, status: str, expected: bool) -> None:
-    assert action_applied(action, status) is expected
 
 
 def test_redact_keeps_host_and_path() -> None:

@@ -41,7 +41,7 @@ from realtimekit_async import (
     RecordingStatus,
     RetryPolicy,
 )
-from realtimekit_async._sansio import action_applied
+from realtimekit_async._lifecycle import action_applied
 from realtimekit_async.emulator import FAULT_KINDS, Emulator, FaultConfig, expected_file_sha256
 from realtimekit_async.emulator._util import ms_to_datetime
 from realtimekit_async.export import MANIFEST_NAME, export_recordings

@@ -19,8 +19,9 @@ from realtimekit_async import (
     RecordingWaiter,
     ValidationError,
 )
-from realtimekit_async import _waiting as waiting
-from realtimekit_async._waiting import Outcome, decide, poll_delay, supersedes, wanted_statuses
+from realtimekit_async import _polling as waiting
+from realtimekit_async._lifecycle import Outcome, decide, supersedes
+from realtimekit_async._polling import poll_delay, wanted_statuses
 from realtimekit_async.webhooks import (
     GenericEvent,
     RecordingStatusUpdate,
@@ -537,7 +538,7 @@ async def test_feeding_a_full_waiter_looks_at_a_bounded_number_of_recordings(
 ) -> None:
     # Item 15 of issue 11: each event used to scan every tracked recording for
     # idle ones (O(n)); the figures are in benchmarks (make bench, "waiter").
-    from realtimekit_async import _waiter
+    from realtimekit_async import _webhook_waiter as _waiter
 
     looked = itertools.count()
     real_idle = _waiter._Tracked.idle

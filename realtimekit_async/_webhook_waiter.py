@@ -11,9 +11,10 @@ import attrs
 
 from ._closing import AsyncCloseable
 from ._exceptions import RealtimeKitError, RecordingFailedError
+from ._lifecycle import check_outcome, supersedes, wait_timeout_message
 from ._models import Recording, RecordingStatus
+from ._polling import poll, wanted_statuses
 from ._validation import check_id, check_int, check_seconds
-from ._waiting import check_outcome, poll, supersedes, wanted_statuses
 from ._webhook_models import RecordingStatusUpdate, WebhookEvent, WebhookRecording
 
 if TYPE_CHECKING:
@@ -149,10 +150,9 @@ class RecordingWaiter(AsyncCloseable):
                 # shield: one waiter giving up must not cancel the shared future.
                 return await asyncio.shield(future)
         except TimeoutError:
-            raise TimeoutError(
-                f"recording {recording_id} did not become {', '.join(sorted(wanted))} "
-                f"within {limit:g}s (last status: {tracked.status or 'unknown'})"
-            ) from None
+            assert limit is not None  # without a limit there is no deadline to hit
+            message = wait_timeout_message(recording_id, wanted, limit, tracked.status)
+            raise TimeoutError(message) from None
         finally:
             self._leave(tracked, wanted)
             self._settle(recording_id, tracked)

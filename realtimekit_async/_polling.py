@@ -1,15 +1,15 @@
-"""Waiting for a recording to reach a status: the decisions, and one polling loop.
+"""Waiting by polling: the pause and retry decisions, and the one polling loop.
 
-The decisions are pure functions (how statuses are ordered, whether a status
-ends a wait, how long to pause between polls, which errors are worth another
-poll), so they are tested without a network. :func:`poll` is the only I/O
-here; ``Recordings.wait_for`` and :class:`RecordingWaiter` both use it.
+The decisions are pure functions (how long to pause between polls, which
+errors are worth another poll; what a status means is in ``_lifecycle``), so
+they are tested without a network. :func:`poll` is the only I/O here;
+``Recordings.wait_for`` and :class:`RecordingWaiter` (``_webhook_waiter``)
+both use it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Final, TypeVar
@@ -19,22 +19,16 @@ from ._exceptions import (
     APIError,
     InternalServerError,
     RateLimitError,
-    RecordingFailedError,
     ValidationError,
 )
+from ._lifecycle import check_outcome, wait_timeout_message
 from ._models import ListRecordingsParams, Recording, RecordingStatus
 from ._validation import check_seconds
 
 __all__ = [
-    "TERMINAL_STATUSES",
-    "Outcome",
-    "check_outcome",
-    "decide",
     "is_transient",
     "poll",
     "poll_delay",
-    "status_rank",
-    "supersedes",
     "wait_for_recording",
     "wanted_statuses",
 ]
@@ -43,88 +37,7 @@ logger: Final = logging.getLogger("realtimekit_async")
 
 _R = TypeVar("_R")
 
-TERMINAL_STATUSES: Final = frozenset({RecordingStatus.UPLOADED, RecordingStatus.ERRORED})
-
-# The lifecycle as a partial order. RECORDING and PAUSED share a rank because
-# pause/resume moves between them both ways; UPLOADED and ERRORED are both ends.
-_RANK: Final = {
-    RecordingStatus.INVOKED: 0,
-    RecordingStatus.RECORDING: 1,
-    RecordingStatus.PAUSED: 1,
-    RecordingStatus.UPLOADING: 2,
-    RecordingStatus.UPLOADED: 3,
-    RecordingStatus.ERRORED: 3,
-}
-
 DEFAULT_BACKOFF: Final = 1.5
-
-
-def status_rank(status: RecordingStatus) -> int | None:
-    """Position of ``status`` in the lifecycle, or ``None`` for a status the SDK does not know."""
-    return _RANK.get(status)
-
-
-def supersedes(current: RecordingStatus | None, incoming: RecordingStatus) -> bool:
-    """Whether news of ``incoming`` should replace what is known (``current``).
-
-    Deliveries are unordered, so a status never moves backwards: nothing
-    replaces a terminal status, and an earlier stage (a late RECORDING after
-    UPLOADING) is ignored. A status the SDK does not know cannot be ordered; it
-    is taken unless the current status is terminal.
-    """
-    if current is None:
-        return True
-    if current in TERMINAL_STATUSES or incoming == current:
-        return False
-    old, new = status_rank(current), status_rank(incoming)
-    if old is None or new is None:
-        return True
-    return new >= old
-
-
-class Outcome(enum.Enum):
-    """What a status means for a wait."""
-
-    REACHED = "reached"  #: a wanted status
-    FAILED = "failed"  #: ERRORED, and ERRORED was not wanted
-    UNREACHABLE = "unreachable"  #: past every wanted status; it can never come back
-    WAIT = "wait"  #: keep waiting
-
-
-def decide(status: RecordingStatus, wanted: frozenset[RecordingStatus]) -> Outcome:
-    """Whether ``status`` ends a wait for any of ``wanted``, and how."""
-    if status in wanted:
-        return Outcome.REACHED
-    if status == RecordingStatus.ERRORED:
-        return Outcome.FAILED
-    rank = status_rank(status)
-    ranks = [status_rank(s) for s in wanted]
-    if status in TERMINAL_STATUSES or (
-        rank is not None and None not in ranks and all(rank > r for r in ranks if r is not None)
-    ):
-        return Outcome.UNREACHABLE
-    return Outcome.WAIT
-
-
-def check_outcome(
-    recording: object, status: RecordingStatus, wanted: frozenset[RecordingStatus]
-) -> bool:
-    """``True`` when ``status`` is wanted, ``False`` to keep waiting.
-
-    Raises :class:`RecordingFailedError` (carrying ``recording``) when the
-    recording ended ERRORED unwanted, or moved past every wanted status.
-    """
-    outcome = decide(status, wanted)
-    if outcome is Outcome.WAIT:
-        return False
-    if outcome is Outcome.REACHED:
-        return True
-    names = ", ".join(sorted(wanted))
-    if outcome is Outcome.FAILED:
-        raise RecordingFailedError(f"recording ended ERRORED (waited for {names})", recording)
-    raise RecordingFailedError(
-        f"recording is {status}, so it can no longer become {names}", recording
-    )
 
 
 def wanted_statuses(
@@ -223,8 +136,6 @@ async def wait_for_recording(
     except TimeoutError:
         # Only the deadline raises the builtin TimeoutError here (request
         # timeouts are APITimeoutError); say what was waited for.
-        last = seen[-1] if seen else "unknown"
-        raise TimeoutError(
-            f"recording {recording_id} did not become {', '.join(sorted(wanted))} "
-            f"within {limit:g}s (last status: {last})"
-        ) from None
+        assert limit is not None  # without a limit there is no deadline to hit
+        last = seen[-1] if seen else None
+        raise TimeoutError(wait_timeout_message(recording_id, wanted, limit, last)) from None

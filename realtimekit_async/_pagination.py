@@ -38,7 +38,7 @@ from ._exceptions import PaginationError
 from ._models import Recording, RecordingPage
 from ._sansio import MAX_WALK_PAGES, last_page, page_count, walk_budget
 
-__all__ = ["RecordingPaginator"]
+__all__ = ["PageWalk", "RecordingPaginator", "Step"]
 
 FetchPage = Callable[[int], Awaitable[RecordingPage]]
 
@@ -131,144 +131,7 @@ def repair_start(answered: Sequence[tuple[int, int | None]], per_page: int) -> i
     return None
 
 
-class RecordingPaginator:
-    """A lazily fetched, auto-paginating list of recordings.
-
-    Walks ``page_no`` upward from the requested page and stops at the last page
-    by ``paging`` (re-read from every page, since it changes while recordings
-    come and go) at the page size the server actually sends, at an empty page,
-    at a page that holds nothing new while the total did not grow (a server
-    repeating itself), and at the latest at its page budget, with
-    :class:`PaginationError`. Within one walk no recording is yielded twice;
-    recordings a repair pass recovers (see the module docstring) come after the
-    rest.
-    """
-
-    def __init__(
-        self,
-        fetch: FetchPage,
-        *,
-        page_no: int,
-        per_page: int,
-        prefetch: int,
-        max_pages: int = MAX_WALK_PAGES,
-    ) -> None:
-        self._fetch = fetch
-        self._page_no = page_no
-        self._per_page = per_page
-        self._prefetch = prefetch
-        self._max_pages = max_pages
-
-    def __await__(self) -> Generator[Any, None, RecordingPage]:
-        return self._fetch(self._page_no).__await__()
-
-    def __aiter__(self) -> AsyncIterator[Recording]:
-        return self._items()
-
-    async def _items(self) -> AsyncIterator[Recording]:
-        # aclosing: an early break closes the whole chain of generators at once.
-        async with contextlib.aclosing(self.pages()) as pages:
-            async for page in pages:
-                for recording in page.data:
-                    yield recording
-
-    async def pages(self) -> AsyncGenerator[RecordingPage, None]:
-        """Yield every page in order, each holding only recordings not yielded before.
-
-        Raises :class:`PaginationError` when the server keeps sending pages past
-        the walk's budget (after every page read so far was yielded).
-        """
-        seen = _SeenIds()
-        walk = _Pass(
-            start=self._page_no,
-            prefetch=self._prefetch,
-            known_until=0,
-            budget=_Budget(limit=self._max_pages, ceiling=self._max_pages),
-        )
-        for _ in range(1 + MAX_REPAIR_PASSES):
-            async with contextlib.aclosing(self._pass(walk, seen)) as pages:
-                async for page in pages:
-                    yield page
-            if walk.repair_from is None:
-                return
-            # A repair pass reads in page order, where an insert can only push seen
-            # recordings forward (they are dropped as repeats); up to the furthest
-            # page read before, pages of repeats are expected and do not end it.
-            walk = _Pass(
-                start=max(self._page_no, walk.repair_from),
-                prefetch=1,
-                known_until=walk.furthest,
-                budget=walk.budget,
-                page_size=walk.page_size,
-            )
-
-    async def _pass(self, walk: _Pass, seen: _SeenIds) -> AsyncGenerator[RecordingPage, None]:
-        """One walk from ``walk.start``, noting in ``walk`` where a repair must start."""
-        answered: list[tuple[int, int | None]] = []
-        budget = walk.budget
-
-        async def fetch(number: int) -> RecordingPage:
-            budget.spend(number)
-            page = await self._fetch(number)
-            answered.append((number, page.paging.total_count))
-            return page
-
-        def fresh_part(page: RecordingPage) -> RecordingPage:
-            fresh = seen.fresh(page.data)
-            if len(fresh) == len(page.data):
-                return page
-            return RecordingPage(data=tuple(fresh), paging=page.paging)
-
-        page_no = walk.furthest = walk.start
-        page = await fetch(page_no)
-        previous = page.paging.total_count
-        if walk.page_size is None:
-            # The server's page size is what it sent, never more than was asked for.
-            walk.page_size = min(self._per_page, len(page.data)) or self._per_page
-            budget.expect(page.paging.total_count, walk.page_size)
-        size = walk.page_size
-        part = fresh_part(page)
-        if part.data:
-            yield part
-        elif not page.data or page_no > walk.known_until:
-            return
-        last = _last_page(page, page_no, size)
-        repeats = 0
-        window: deque[asyncio.Future[RecordingPage]] = deque()
-        next_no = page_no + 1
-        try:
-            while True:
-                while len(window) < walk.prefetch and next_no <= last:
-                    window.append(asyncio.ensure_future(fetch(next_no)))
-                    next_no += 1
-                if not window:
-                    return
-                page = await window.popleft()
-                page_no = walk.furthest = page_no + 1
-                total = page.paging.total_count
-                if not page.data:
-                    return
-                part = fresh_part(page)
-                if part.data:
-                    repeats = 0
-                    yield part
-                elif page_no <= walk.known_until:
-                    pass  # a repair pass re-reading pages it has seen
-                elif _grew(previous, total) and repeats < MAX_REPEATED_PAGES:
-                    repeats += 1  # new recordings pushed seen ones into this page
-                else:
-                    return  # nothing new and nothing explains it: the server repeats itself
-                previous = total
-                last = _last_page(page, page_no, size)
-        finally:
-            # Runs on exhaustion, on error, and (via the event loop's async-generator
-            # finaliser) when the caller breaks out early. It must not await: it may
-            # run from a finaliser task that nothing waits for.
-            for task in window:
-                task.add_done_callback(_retrieve)
-                task.cancel()
-            # The server's page size: a capped one shifts pages further per moved item.
-            walk.repair_from = repair_start(answered, walk.page_size or self._per_page)
+# -- the walk's rules, sans I/O ----------------------------------------------------------
 
 
 @attrs.define
@@ -302,19 +165,254 @@ class _Budget:
 
 @attrs.define
 class _Pass:
-    """One pass of a walk: where it starts, and what it found out."""
+    """One pass of a walk: where it starts, and what it has found out so far."""
 
     start: int
     prefetch: int
     #: Pages up to here were read by an earlier pass: repeats there are expected.
     known_until: int
-    #: Shared by every pass of one walk.
-    budget: _Budget
-    #: The server's page size, from the walk's first answer.
-    page_size: int | None = None
-    #: Where a repair pass must start, when the list changed during this one.
-    repair_from: int | None = None
-    furthest: int = 0
+    #: ``(page_no, total)`` of every answer, in the order the answers arrived.
+    answered: list[tuple[int, int | None]] = attrs.field(factory=list)
+    #: The page last taken in (pages are taken in page order).
+    page_no: int = 0
+    #: The next page to ask for, and the last one worth asking for.
+    next_no: int = 0
+    last: int = 0
+    previous: int | None = None
+    repeats: int = 0
+    asked: bool = False  #: the first page has been asked for
+    taken: bool = False  #: the first page has been taken in
+
+
+@attrs.frozen
+class Step:
+    """What one page means for the walk."""
+
+    #: The recordings on it not yielded before (``None``: nothing new).
+    fresh: RecordingPage | None
+    #: The pass ends here (no further page of it is worth reading).
+    done: bool
+
+
+class PageWalk:
+    """The rules of one list walk, sans I/O: which pages to ask for and what each answer means.
+
+    The driver (:meth:`RecordingPaginator.pages`) asks :meth:`to_fetch` which
+    pages to request, calls :meth:`spend` as each request goes out and
+    :meth:`answered` as each answer arrives (any order), hands every page to
+    :meth:`take` in page order and yields what it calls fresh, and after each
+    pass calls :meth:`end_pass` and then :meth:`next_pass` to learn whether a
+    repair pass follows. A pass ends at the last page by ``paging``, at an empty
+    page, or at a page of repeats that nothing explains; the walk ends when no
+    repair is needed, after ``MAX_REPAIR_PASSES`` repairs, or with
+    :class:`PaginationError` from :meth:`spend` past its budget.
+    """
+
+    def __init__(self, *, start: int, per_page: int, prefetch: int, max_pages: int) -> None:
+        self._start = start
+        self._per_page = per_page
+        self._seen = _SeenIds()
+        self._budget = _Budget(limit=max_pages, ceiling=max_pages)
+        self._passes = 0
+        #: The server's page size, from the walk's first answer.
+        self.page_size: int | None = None
+        #: Where a repair pass must start, when the list changed during the last pass.
+        self.repair_from: int | None = None
+        self._pass = _Pass(start=start, prefetch=prefetch, known_until=0)
+
+    @property
+    def passes(self) -> int:
+        """Passes ended so far."""
+        return self._passes
+
+    def to_fetch(self, in_flight: int) -> list[int]:
+        """The pages to ask for now, with ``in_flight`` requests of this pass outstanding.
+
+        The first page of a pass goes alone (its answer sets the page size and
+        the last page); then up to ``prefetch`` at once, never past the last page.
+        """
+        walk = self._pass
+        if not walk.asked:
+            walk.asked = True
+            return [walk.start]
+        wanted: list[int] = []
+        while walk.taken and in_flight + len(wanted) < walk.prefetch and walk.next_no <= walk.last:
+            wanted.append(walk.next_no)
+            walk.next_no += 1
+        return wanted
+
+    def spend(self, page_no: int) -> None:
+        """Count a request as it goes out; raises :class:`PaginationError` past the budget."""
+        self._budget.spend(page_no)
+
+    def answered(self, page_no: int, total: int | None) -> None:
+        """Note an answer's total as it arrives (answers may arrive out of page order)."""
+        self._pass.answered.append((page_no, total))
+
+    def take(self, page: RecordingPage) -> Step:
+        """Judge the next page of the pass, in page order: what is fresh, whether the pass ends."""
+        walk = self._pass
+        if not walk.taken:
+            return self._take_first(walk, page)
+        walk.page_no += 1
+        total = page.paging.total_count
+        if not page.data:
+            return Step(None, done=True)
+        fresh = self._fresh(page)
+        if fresh is not None:
+            walk.repeats = 0
+        elif walk.page_no <= walk.known_until:
+            pass  # a repair pass re-reading pages it has seen
+        elif _grew(walk.previous, total) and walk.repeats < MAX_REPEATED_PAGES:
+            walk.repeats += 1  # new recordings pushed seen ones into this page
+        else:
+            return Step(None, done=True)  # nothing new, nothing explains it: a repeating server
+        walk.previous = total
+        walk.last = _last_page(page, walk.page_no, self._size)
+        return Step(fresh, done=False)
+
+    def _take_first(self, walk: _Pass, page: RecordingPage) -> Step:
+        walk.taken = True
+        walk.page_no = walk.next_no = walk.start
+        walk.previous = page.paging.total_count
+        if self.page_size is None:
+            # The server's page size is what it sent, never more than was asked for.
+            self.page_size = min(self._per_page, len(page.data)) or self._per_page
+            self._budget.expect(page.paging.total_count, self.page_size)
+        fresh = self._fresh(page)
+        if fresh is None and (not page.data or walk.page_no > walk.known_until):
+            return Step(None, done=True)
+        walk.last = _last_page(page, walk.page_no, self._size)
+        walk.next_no += 1
+        return Step(fresh, done=False)
+
+    @property
+    def _size(self) -> int:
+        return self.page_size or self._per_page
+
+    def _fresh(self, page: RecordingPage) -> RecordingPage | None:
+        fresh = self._seen.fresh(page.data)
+        if not fresh:
+            return None
+        if len(fresh) == len(page.data):
+            return page
+        return RecordingPage(data=tuple(fresh), paging=page.paging)
+
+    def end_pass(self) -> None:
+        """Close the pass (normally or not): note where a repair must start, if anywhere."""
+        # The server's page size: a capped one shifts pages further per moved item.
+        self.repair_from = repair_start(self._pass.answered, self._size)
+        self._passes += 1
+
+    def next_pass(self) -> bool:
+        """Start a repair pass if the last one needs it (and repairs are left); ``False``: done."""
+        if self.repair_from is None or self._passes > MAX_REPAIR_PASSES:
+            return False
+        # A repair pass reads in page order, where an insert can only push seen
+        # recordings forward (they are dropped as repeats); up to the furthest
+        # page read before, pages of repeats are expected and do not end it.
+        furthest = max(self._pass.page_no, self._pass.start)
+        self._pass = _Pass(
+            start=max(self._start, self.repair_from), prefetch=1, known_until=furthest
+        )
+        return True
+
+
+class RecordingPaginator:
+    """A lazily fetched, auto-paginating list of recordings.
+
+    Walks ``page_no`` upward from the requested page and stops at the last page
+    by ``paging`` (re-read from every page, since it changes while recordings
+    come and go) at the page size the server actually sends, at an empty page,
+    at a page that holds nothing new while the total did not grow (a server
+    repeating itself), and at the latest at its page budget, with
+    :class:`PaginationError`. Within one walk no recording is yielded twice;
+    recordings a repair pass recovers (see the module docstring) come after the
+    rest. The rules are :class:`PageWalk`'s; this class only fetches.
+    """
+
+    def __init__(
+        self,
+        fetch: FetchPage,
+        *,
+        page_no: int,
+        per_page: int,
+        prefetch: int,
+        max_pages: int = MAX_WALK_PAGES,
+    ) -> None:
+        self._fetch = fetch
+        self._page_no = page_no
+        self._per_page = per_page
+        self._prefetch = prefetch
+        self._max_pages = max_pages
+
+    def __repr__(self) -> str:
+        return (
+            f"<RecordingPaginator page_no={self._page_no} per_page={self._per_page} "
+            f"prefetch={self._prefetch} max_pages={self._max_pages}>"
+        )
+
+    def __await__(self) -> Generator[Any, None, RecordingPage]:
+        return self._fetch(self._page_no).__await__()
+
+    def __aiter__(self) -> AsyncIterator[Recording]:
+        return self._items()
+
+    async def _items(self) -> AsyncIterator[Recording]:
+        # aclosing: an early break closes the whole chain of generators at once.
+        async with contextlib.aclosing(self.pages()) as pages:
+            async for page in pages:
+                for recording in page.data:
+                    yield recording
+
+    async def pages(self) -> AsyncGenerator[RecordingPage, None]:
+        """Yield every page in order, each holding only recordings not yielded before.
+
+        Raises :class:`PaginationError` when the server keeps sending pages past
+        the walk's budget (after every page read so far was yielded).
+        """
+        walk = PageWalk(
+            start=self._page_no,
+            per_page=self._per_page,
+            prefetch=self._prefetch,
+            max_pages=self._max_pages,
+        )
+        while True:
+            async with contextlib.aclosing(self._pass(walk)) as pages:
+                async for page in pages:
+                    yield page
+            if not walk.next_pass():
+                return
+
+    async def _pass(self, walk: PageWalk) -> AsyncGenerator[RecordingPage, None]:
+        """One pass of ``walk``: up to its prefetch of pages in flight, taken in page order."""
+
+        async def fetch(number: int) -> RecordingPage:
+            walk.spend(number)
+            page = await self._fetch(number)
+            walk.answered(number, page.paging.total_count)
+            return page
+
+        window: deque[asyncio.Future[RecordingPage]] = deque()
+        try:
+            while True:
+                for number in walk.to_fetch(len(window)):
+                    window.append(asyncio.ensure_future(fetch(number)))
+                if not window:
+                    return
+                step = walk.take(await window.popleft())
+                if step.fresh is not None:
+                    yield step.fresh
+                if step.done:
+                    return
+        finally:
+            # Runs on exhaustion, on error, and (via the event loop's async-generator
+            # finaliser) when the caller breaks out early. It must not await: it may
+            # run from a finaliser task that nothing waits for.
+            for task in window:
+                task.add_done_callback(_retrieve)
+                task.cancel()
+            walk.end_pass()
 
 
 def _retrieve(task: asyncio.Future[RecordingPage]) -> None:

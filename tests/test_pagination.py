@@ -309,3 +309,8 @@ async def test_a_repair_pass_after_a_capped_walk_recovers_what_slid_back() -> No
     got = await ids_of(walk)
     assert sorted(got, key=int) == [str(i) for i in range(60)]
     assert len(got) == len(set(got))
+
+
+def test_repr_shows_the_walk_settings() -> None:
+    walk = RecordingPaginator(FakeServer([], 10).fetch, page_no=2, per_page=50, prefetch=3)
+    assert repr(walk) == "<RecordingPaginator page_no=2 per_page=50 prefetch=3 max_pages=10000>"

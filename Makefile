@@ -22,7 +22,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/realtimekit demo
 
-## Lint, types and the whole test suite, on the newest and the oldest supported
+## Lint, types and the whole test suite (with coverage of the package, floor in pyproject.toml), on the newest and the oldest supported
 ## dependencies (what CI runs).
 test: lint typecheck unit test-oldest
 
@@ -34,7 +34,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --cov --cov-report=term
 
 $(OLD_STAMP): pyproject.toml constraints-oldest.txt
 	$(PYTHON) -m venv $(OLD_VENV)

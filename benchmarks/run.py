@@ -584,11 +584,18 @@ def verdict(target: Target) -> str:
 
 def evaluate(workloads: dict[str, Workload], summary: Summary = medians) -> list[Target]:
     """Every target's ratio from ``summary`` of each client's runs (medians by default)."""
-    targets: list[Target] = []
 
     def med(key: str, client: str) -> dict[str, float]:
         return summary(workloads[key].runs[client])
 
+    return _api_targets(workloads, med) + _io_targets(workloads, med)
+
+
+def _api_targets(
+    workloads: dict[str, Workload], med: Callable[[str, str], dict[str, float]]
+) -> list[Target]:
+    """The targets of the listing, decode, waiter and per-call workloads."""
+    targets: list[Target] = []
     if "list_0ms" in workloads:
         sdk, floor, official = (med("list_0ms", c) for c in ("sdk", "floor", "official"))
         r = _ratio(sdk["cpu"], floor["cpu"])
@@ -630,6 +637,14 @@ def evaluate(workloads: dict[str, Workload], summary: Summary = medians) -> list
             targets.append(
                 Target(f"Per call `{op}`, wall vs raw", r, "<= 1.3x", r <= 1.3, "sdk / raw")
             )
+    return targets
+
+
+def _io_targets(
+    workloads: dict[str, Workload], med: Callable[[str, str], dict[str, float]]
+) -> list[Target]:
+    """The targets of the export, rate-limit and scale workloads."""
+    targets: list[Target] = []
     if "export_files" in workloads:
         raw, sdk = med("export_files", "raw"), med("export_files", "sdk")
         r = _ratio(sdk["mib_per_s"], raw["mib_per_s"])
@@ -901,31 +916,10 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition")
-    parser.add_argument(
-        "--reps",
-        type=int,
-        default=None,
-        help="repetitions (default 7, quick 1); the latency and export workloads use at most 3",
-    )
-    parser.add_argument(
-        "--only",
-        default="list,latency,decode,waiter,percall,scale,export,ratelimit",
-        help="comma-separated subset of: list,latency,decode,waiter,percall,scale,export,ratelimit",
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.{md,json} go")
-    args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
-    reps = args.reps or (1 if args.quick else 7)
-    slow_reps = min(reps, 3)  # long, and low-noise: latency-bound or disk-bound
-    only = {w.strip() for w in args.only.split(",") if w.strip()}
+def _run_workloads(only: set[str], sizes: Sizes, reps: int, slow_reps: int) -> dict[str, Workload]:
+    """Run the workloads named in ``only``; their results by workload key."""
     from realtimekit_async._recordings import DEFAULT_PREFETCH
 
-    started = time.perf_counter()
     workloads: dict[str, Workload] = {}
     if "list" in only:
         print("list all, no added latency", flush=True)
@@ -985,6 +979,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         workloads["ratelimit_four"] = ratelimit_workload(
             sizes, 4, sizes.rl_pages_each, "ratelimit_four"
         )
+    return workloads
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition")
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="repetitions (default 7, quick 1); the latency and export workloads use at most 3",
+    )
+    parser.add_argument(
+        "--only",
+        default="list,latency,decode,waiter,percall,scale,export,ratelimit",
+        help="comma-separated subset of: list,latency,decode,waiter,percall,scale,export,ratelimit",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.{md,json} go")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    reps = args.reps or (1 if args.quick else 7)
+    slow_reps = min(reps, 3)  # long, and low-noise: latency-bound or disk-bound
+    only = {w.strip() for w in args.only.split(",") if w.strip()}
+    started = time.perf_counter()
+    workloads = _run_workloads(only, sizes, reps, slow_reps)
     targets = evaluate(workloads)
     for target, from_best in zip(targets, evaluate(workloads, best), strict=True):
         target.value_best = from_best.value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import platform
 import random
@@ -297,9 +298,9 @@ class RealtimeKit(AsyncCloseable):
                     self._options.retry, max_retries=to_retry_policy(max_retries).max_retries
                 )
             )
-        copy = object.__new__(RealtimeKit)
-        copy._init(attrs.evolve(self._options, **changes), self._transport, owner=False)
-        return copy
+        clone = copy.copy(self)  # of this class, without running __init__ again
+        clone._init(attrs.evolve(self._options, **changes), self._transport, owner=False)
+        return clone
 
     async def __aenter__(self) -> Self:
         _ = self._transport.session  # create it now, inside the running loop

@@ -33,7 +33,11 @@ Messages never contain the API token or a presigned URL's query string.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._models import Recording
+    from ._webhook_models import WebhookRecording
 
 __all__ = [
     "APIConnectionError",
@@ -142,7 +146,7 @@ class PaginationError(APIError):
 class APIStatusError(APIError):
     """The API answered with an error.
 
-    Carries the HTTP ``status``, the API's own error ``code`` and ``message``
+    Carries the HTTP ``status_code`` (also as ``status``), the API's own error ``code`` and ``message``
     (from either the RealtimeKit ``error`` or the Cloudflare v4 ``errors[]``
     shape), the ``request_id`` (the ``cf-ray`` header) and the raw ``body``.
     """
@@ -160,18 +164,23 @@ class APIStatusError(APIError):
         path: str = "",
     ) -> None:
         super().__init__(message, method=method, path=path)
-        self.status = status
+        self.status_code = status
         self.code = code
         self.message = message
         self.request_id = request_id
         self.body = body
         self.retry_after = retry_after
 
+    @property
+    def status(self) -> int:
+        """The HTTP status: the same as :attr:`status_code`."""
+        return self.status_code
+
     def __str__(self) -> str:
         where = f"{self.method} {self.path}: " if self.method else ""
         code = f" (code {self.code})" if self.code is not None else ""
         ray = f" [cf-ray {self.request_id}]" if self.request_id else ""
-        return f"{where}HTTP {self.status}{code}: {self.message}{ray}"
+        return f"{where}HTTP {self.status_code}{code}: {self.message}{ray}"
 
 
 class BadRequestError(APIStatusError):
@@ -209,10 +218,14 @@ class InternalServerError(APIStatusError):
 class RecordingFailedError(RealtimeKitError):
     """A waited-for recording ended ERRORED (or moved past every wanted status).
 
-    ``recording`` holds its last known state.
+    ``recording`` holds its last known state: the API's :class:`Recording`, or
+    the webhook's :class:`~realtimekit_async.webhooks.WebhookRecording` when an
+    event told.
     """
 
-    def __init__(self, message: str, recording: Any) -> None:
+    recording: Recording | WebhookRecording
+
+    def __init__(self, message: str, recording: Recording | WebhookRecording) -> None:
         super().__init__(message)
         self.recording = recording
 

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Final
 
 from ._exceptions import RecordingFailedError
-from ._models import RecordingAction, RecordingStatus
+from ._models import Recording, RecordingAction, RecordingStatus
+from ._webhook_models import WebhookRecording
 
 __all__ = [
     "ACTION_OUTCOMES",
@@ -89,7 +90,9 @@ def decide(status: RecordingStatus, wanted: frozenset[RecordingStatus]) -> Outco
 
 
 def check_outcome(
-    recording: object, status: RecordingStatus, wanted: frozenset[RecordingStatus]
+    recording: Recording | WebhookRecording,
+    status: RecordingStatus,
+    wanted: frozenset[RecordingStatus],
 ) -> bool:
     """``True`` when ``status`` is wanted, ``False`` to keep waiting.
 

@@ -1,5 +1,8 @@
 """Shared fixtures: an HTTP mock standing in for the Cloudflare API, and a client on it.
 
+Fixtures only: the helpers tests import (ids, canned answers, emulator clients)
+are in ``tests/_support.py``.
+
 aioresponses 0.7.9 cannot mock aiohttp 3.14 (pnuckowski/aioresponses#289), so
 HTTP-level unit tests use aiointercept, which routes requests through a real
 local aiohttp.web server: what the tests see is what went over the wire.
@@ -15,43 +18,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiointercept import aiointercept
 
-from realtimekit_async import RealtimeKit, RetryPolicy
+from realtimekit_async import RealtimeKit
 from realtimekit_async.emulator import _emulator
 from realtimekit_async.emulator._context import CTX_KEY
 
 from ._schema import answer_problems
-
-TOKEN = "test-token-5f2b8c"
-ACCOUNT = "acc123"
-APP = "app456"
-BASE = "https://api.cloudflare.com/client/v4"
-# The backoff schedule itself is tested in test_sansio; here retries should be quick.
-FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.002)
-RECORDINGS = f"{BASE}/accounts/{ACCOUNT}/realtime/kit/{APP}/recordings"
-
-
-def recording_json(**overrides: Any) -> dict[str, Any]:
-    """A recording as the API sends it, nullable fields present with null."""
-    doc: dict[str, Any] = {
-        "id": "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e",
-        "audio_download_url": None,
-        "download_url": None,
-        "download_url_expiry": None,
-        "file_size": None,
-        "invoked_time": "2025-01-02T03:04:05.678Z",
-        "output_file_name": "meeting.mp4",
-        "session_id": None,
-        "started_time": None,
-        "status": "INVOKED",
-        "stopped_time": None,
-        "recording_duration": 0,
-    }
-    doc.update(overrides)
-    return doc
-
-
-def ok(data: Any, **extra: Any) -> dict[str, Any]:
-    return {"success": True, "data": data, **extra}
+from ._support import ACCOUNT, APP, FAST_RETRY, SCHEMA_DRIFT, TOKEN
 
 
 @pytest.fixture
@@ -70,42 +42,7 @@ async def client(api: Any) -> AsyncIterator[RealtimeKit]:
         yield rtk
 
 
-def emulator_client(emu: Any, *, retries: int = 4, **options: Any) -> RealtimeKit:
-    """A client on an emulator: no rate limit, quick retries (the backoff is tested elsewhere)."""
-    policy = RetryPolicy(max_retries=retries, initial_delay=0.001, max_delay=0.01)
-    settings: dict[str, Any] = {"rate_limit": None, "max_retries": policy, **options}
-    return RealtimeKit(
-        api_token=emu.token,
-        account_id=emu.account_id,
-        app_id=emu.app_id,
-        base_url=emu.base_url,
-        **settings,
-    )
-
-
-def emulator_flags(emu: Any) -> list[str]:
-    """CLI connection flags pointing at an emulator."""
-    return [
-        "--base-url",
-        emu.base_url,
-        "--api-token",
-        emu.token,
-        "--account-id",
-        emu.account_id,
-        "--app-id",
-        emu.app_id,
-    ]
-
-
-def sent(api: Any) -> list[Any]:
-    """Every request the mock received, in order."""
-    return [request for _key, request in api.ordered_requests]
-
-
 # -- every emulator answer in the suite against the published schema ----------------------
-
-#: Answers that departed from the schema during the current test.
-SCHEMA_DRIFT: list[str] = []
 
 
 @web.middleware

@@ -14,7 +14,7 @@ import pytest
 from realtimekit_async._cli import build_parser, main, run, safe_url, table
 from realtimekit_async.emulator import Emulator
 
-from .conftest import emulator_flags as flags
+from ._support import emulator_flags as flags
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from realtimekit_async import (
     __version__,
 )
 
-from .conftest import ACCOUNT, APP, BASE, FAST_RETRY, RECORDINGS, TOKEN, ok, recording_json, sent
+from ._support import ACCOUNT, APP, BASE, FAST_RETRY, RECORDINGS, TOKEN, ok, recording_json, sent
 
 REC_ID = "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
 
@@ -417,23 +417,30 @@ async def test_timeout(api: Any) -> None:
     assert [r.method for r in sent(api)] == ["GET", "GET", "POST"]
 
 
-async def test_connection_refused_is_retried_even_for_start(
-    unused_tcp_port: int, caplog: Any
-) -> None:
-    caplog.set_level(logging.DEBUG, logger="realtimekit_async")
-    async with RealtimeKit(
-        api_token=TOKEN,
-        account_id=ACCOUNT,
-        app_id=APP,
-        rate_limit=None,
-        base_url=f"http://127.0.0.1:{unused_tcp_port}/client/v4",
-        max_retries=FAST_RETRY,
-    ) as rtk:
+async def test_connection_refused_is_retried_even_for_start(unused_tcp_port: int) -> None:
+    attempts: list[str] = []  # every attempt, as aiohttp starts it (nothing listens)
+
+    async def on_request_start(_session: Any, _context: Any, params: Any) -> None:
+        attempts.append(f"{params.method} {params.url.path}")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    async with (
+        aiohttp.ClientSession(trace_configs=[trace]) as session,
+        RealtimeKit(
+            api_token=TOKEN,
+            account_id=ACCOUNT,
+            app_id=APP,
+            rate_limit=None,
+            base_url=f"http://127.0.0.1:{unused_tcp_port}/client/v4",
+            max_retries=FAST_RETRY,
+            session=session,
+        ) as rtk,
+    ):
         with pytest.raises(APIConnectionError, match="cannot connect"):
             await rtk.recordings.start("m1")
-    lines = [r.getMessage() for r in caplog.records if r.name == "realtimekit_async"]
-    assert [line.rsplit("(", 1)[1] for line in lines] == ["retry 0)", "retry 1)", "retry 2)"]
-    assert all(line.startswith("POST /client/v4/accounts/acc123/") for line in lines)
+    assert len(attempts) == 1 + FAST_RETRY.max_retries == 3
+    assert all(a.startswith(f"POST /client/v4/accounts/{ACCOUNT}/") for a in attempts)
 
 
 async def test_refused_retry_of_an_applied_action_is_reconciled(

@@ -17,7 +17,7 @@ from realtimekit_async._cli import build_parser, run
 from realtimekit_async.emulator import Emulator, _storage
 from realtimekit_async.export import MANIFEST_NAME
 
-from .conftest import emulator_flags as flags
+from ._support import emulator_flags as flags
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from realtimekit_async._export_plan import (
 )
 from realtimekit_async.export import CHUNK_SIZE, FileKind, export_recordings
 
-from .conftest import recording_json
+from ._support import recording_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NO_RETRY = RetryPolicy(max_retries=0)

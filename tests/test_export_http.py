@@ -22,7 +22,7 @@ from realtimekit_async._export_plan import (
 )
 from realtimekit_async.export import FileKind, export_recordings
 
-from .conftest import RECORDINGS, ok, recording_json, sent
+from ._support import RECORDINGS, ok, recording_json, sent
 
 REC_ID = "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
 LISTING = re.compile(re.escape(RECORDINGS) + r"\?.*")

@@ -199,3 +199,62 @@ async def test_emulator_pages_decode_identically(reference: Converter) -> None:
             docs = [emu.recording_json(rid, view) for rid in list(emu.store.recordings)[:300]]
             page = json.loads(json.dumps({"data": docs, "paging": {"total_count": len(docs)}}))
             _same(reference, page, RecordingPage)
+
+
+# -- when the instance may be built by setting its slots --------------------------------
+
+
+@attrs.frozen
+class _Plain:
+    a: int
+    b: str | None = None
+
+
+@attrs.frozen
+class _Validated:
+    a: int = attrs.field(validator=attrs.validators.instance_of(int))
+
+
+@attrs.frozen
+class _PostInit:
+    a: int
+
+    def __attrs_post_init__(self) -> None:
+        pass
+
+
+@attrs.define
+class _OwnInit:
+    a: int
+
+    def __init__(self, a: int) -> None:
+        self.__attrs_init__(a * 2)  # type: ignore[attr-defined]
+
+
+@attrs.frozen(init=False)
+class _NoInit:
+    a: int
+
+
+class _Subclass(_Plain):  # inherits attrs' __init__, adds a __dict__
+    pass
+
+
+@pytest.mark.parametrize(
+    ("cls", "expected"),
+    [
+        (_Plain, True),
+        (Recording, True),
+        (RecordingPage, True),
+        (_Validated, False),
+        (_PostInit, False),
+        (_OwnInit, False),
+        (_NoInit, False),
+        (_Subclass, False),
+        (int, False),
+    ],
+)
+def test_slots_are_set_directly_only_when_that_is_all_init_does(cls: type, expected: bool) -> None:
+    from realtimekit_async._fastdecode import _plain_slots
+
+    assert _plain_slots(cls) is expected

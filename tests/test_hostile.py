@@ -48,8 +48,8 @@ from realtimekit_async.webhooks import (
     webhook_handler,
 )
 
+from ._support import ACCOUNT, RECORDINGS, TOKEN, ok, recording_json, sent
 from ._webhook_support import encode, key_document, public_pem, signed_headers, status_update
-from .conftest import ACCOUNT, RECORDINGS, TOKEN, ok, recording_json, sent
 
 REC_ID = "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
 LISTING = re.compile(re.escape(RECORDINGS) + r"\?.*")

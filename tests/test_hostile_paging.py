@@ -17,7 +17,7 @@ from aiohttp import web
 from realtimekit_async import PaginationError, RealtimeKit, RetryPolicy
 from realtimekit_async._sansio import MAX_WALK_PAGES, last_page, walk_budget
 
-from .conftest import recording_json
+from ._support import recording_json
 
 Page = Callable[[int, int], dict[str, Any]]
 

@@ -92,3 +92,23 @@ def test_a_leaked_session_fails_the_suite(tmp_path: Path) -> None:
     clean = _pytest(tmp_path, "test_leak.py", "-k", "test_closes_its_client")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "Unclosed" not in clean.stdout + clean.stderr
+
+
+def test_no_test_module_imports_conftest() -> None:
+    """Helpers live in tests/_support.py; conftest.py holds fixtures only."""
+    importers = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "tests").rglob("*.py")
+        if path.name != "conftest.py"
+        and any(
+            line.startswith(("from .conftest", "from . import conftest", "from tests.conftest"))
+            for line in path.read_text().splitlines()
+        )
+    ]
+    assert importers == []
+
+
+def test_the_coverage_floor_is_enforced_by_make_unit() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["coverage"]
+    assert config["report"]["fail_under"] > 0
+    assert "--cov" in (ROOT / "Makefile").read_text()

@@ -27,7 +27,7 @@ from realtimekit_async import (
 )
 from realtimekit_async.emulator import Emulator, FaultConfig
 
-from .conftest import emulator_client
+from ._support import emulator_client
 
 FAST = RetryPolicy(max_retries=4, initial_delay=0.001, max_delay=0.01)
 

@@ -39,7 +39,7 @@ from realtimekit_async import (
 )
 from realtimekit_async._converter import converter, format_datetime, parse_datetime
 
-from .conftest import RECORDINGS, ok, recording_json
+from ._support import RECORDINGS, ok, recording_json
 
 
 def test_recording_decodes_nulls_as_none() -> None:

@@ -13,7 +13,7 @@ import pytest
 from realtimekit_async import Paging, RealtimeKit, Recording, RecordingPage, RecordingStatus
 from realtimekit_async._pagination import RecordingPaginator, repair_start
 
-from .conftest import RECORDINGS, ok, recording_json, sent
+from ._support import RECORDINGS, ok, recording_json, sent
 
 # A recording always has an invocation time and a file name.
 INVOKED = datetime(2025, 1, 1, tzinfo=UTC)

@@ -18,7 +18,7 @@ from realtimekit_async import (
 )
 from realtimekit_async.emulator import Emulator, RateLimitRule
 
-from .conftest import emulator_client
+from ._support import emulator_client
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -45,9 +45,9 @@ from realtimekit_async import (
 )
 from realtimekit_async.emulator import Emulator
 
-from . import conftest
+from . import _support
 from ._schema import OPERATIONS, answer_problems, request_problems
-from .conftest import emulator_client, recording_json
+from ._support import emulator_client, recording_json
 
 ACCOUNT = "0e3a1c5b7d9f42e68a0b1c2d3e4f5a6b"
 APP = "2a95132c15732412d22c1476fa83f27a"  # the schema's app id: 32 hex digits
@@ -125,8 +125,8 @@ async def test_the_suite_wide_check_sees_every_emulator_answer(
     monkeypatch.setattr(_app, "recording_json", drifting)
     async with Emulator(speed=0) as emu, emulator_client(emu) as rtk:
         await rtk.recordings.start(MEETING)
-    drift = list(conftest.SCHEMA_DRIFT)
-    conftest.SCHEMA_DRIFT.clear()
+    drift = list(_support.SCHEMA_DRIFT)
+    _support.SCHEMA_DRIFT.clear()
     assert drift
     assert all("(start_recording)" in d and "stop_reason: null" in d for d in drift), drift
 

@@ -11,7 +11,8 @@ Three phases, one after the other (each one's oracle is the emulator's store):
    effect is checked with ``get``. The emulator then counts no duplicate start.
 
 The default run is scaled down (:data:`SMALL`); ``make soak`` runs :data:`FULL`
-(``-m slow``). Figures go to stdout and ``benchmarks/results/soak-<size>.json``.
+(``-m slow``). Figures go to stdout; the full run's also to
+``benchmarks/results/soak-full.json``, the small one's only into its ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from realtimekit_async.emulator import FAULT_KINDS, Emulator, FaultConfig, expec
 from realtimekit_async.emulator._util import ms_to_datetime
 from realtimekit_async.export import MANIFEST_NAME, export_recordings
 
-from .conftest import emulator_client
+from ._support import emulator_client
 
 RESULTS: Final = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 RETRY_LINE: Final = re.compile(r"\(retry (\d+)\)")
@@ -293,15 +294,20 @@ async def run_soak(size: SoakSize, dest: Path) -> dict[str, Any]:
     return figures
 
 
-def _record(figures: dict[str, Any]) -> None:
+def _record(figures: dict[str, Any], results: Path) -> Path:
+    """Print the figures and write them to ``results/soak-<size>.json``; return that path."""
     text = json.dumps(figures, indent=2, sort_keys=True)
     print(f"\nsoak figures:\n{text}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"soak-{figures['size']}.json").write_text(text + "\n")
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"soak-{figures['size']}.json"
+    path.write_text(text + "\n")
+    return path
 
 
 async def test_soak_small(tmp_path: Path) -> None:
-    _record(await run_soak(SMALL, tmp_path / "export"))
+    # Into tmp_path: the default suite never writes into the repository.
+    written = _record(await run_soak(SMALL, tmp_path / "export"), tmp_path)
+    assert json.loads(written.read_text())["size"] == "small"
 
 
 @pytest.mark.slow
@@ -310,4 +316,4 @@ async def test_soak_full(tmp_path: Path, request: pytest.FixtureRequest) -> None
     chosen = str(request.config.getoption("markexpr") or "")
     if "slow" not in chosen or "not slow" in chosen:
         pytest.skip("the full soak runs with -m slow (make soak)")
-    _record(await run_soak(FULL, tmp_path / "export"))
+    _record(await run_soak(FULL, tmp_path / "export"), RESULTS)

@@ -25,7 +25,7 @@ from realtimekit_async import (
 )
 from realtimekit_async.emulator import Emulator
 
-from .conftest import RECORDINGS, emulator_client, ok, recording_json, sent
+from ._support import RECORDINGS, emulator_client, ok, recording_json, sent
 
 MEETING = "5d2e6a8c-1f3b-4c7d-9e0a-2b4c6d8e0f1a"
 OTHER_MEETING = "6e3f7b9d-2a4c-4d8e-8f1b-3c5d7e9f1a2b"

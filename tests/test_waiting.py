@@ -7,6 +7,7 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 import pytest
 
 from realtimekit_async import (
@@ -29,8 +30,8 @@ from realtimekit_async.webhooks import (
     parse_event,
 )
 
+from ._support import RECORDINGS, ok, recording_json, sent
 from ._webhook_support import RECORDING_ID, encode, status_update
-from .conftest import RECORDINGS, ok, recording_json, sent
 
 S = RecordingStatus
 URL = f"{RECORDINGS}/{RECORDING_ID}"
@@ -76,6 +77,25 @@ async def settle() -> None:
 
 def other_tasks() -> set[asyncio.Task[Any]]:
     return {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+
+
+@attrs.define
+class Calls:
+    """How often ``client.recordings.get`` was called (counted as each call starts)."""
+
+    count: int = 0
+
+
+def count_gets(monkeypatch: pytest.MonkeyPatch, client: RealtimeKit) -> Calls:
+    calls = Calls()
+    real = client.recordings.get
+
+    async def counting(*args: Any, **kwargs: Any) -> Recording:
+        calls.count += 1
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(client.recordings, "get", counting)
+    return calls
 
 
 # -- pure decisions ----------------------------------------------------------------------
@@ -249,19 +269,22 @@ async def test_wait_for_not_found_is_raised(api: Any, client: RealtimeKit) -> No
     assert gets(api) == 1
 
 
-async def test_wait_for_cancellation_leaves_nothing_running(api: Any, client: RealtimeKit) -> None:
+async def test_wait_for_cancellation_leaves_nothing_running(
+    api: Any, client: RealtimeKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
     queue(api, "RECORDING")
+    calls = count_gets(monkeypatch, client)
     task = asyncio.create_task(client.recordings.wait_for(RECORDING_ID, timeout=5, **FAST))
     await polled(api, 2)
+    at_cancel = calls.count
+    assert at_cancel >= 2  # the counter sees the polls
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     await settle()
+    # No poll started after cancellation, and no task is left that could start one.
+    assert calls.count == at_cancel
     assert not other_tasks()
-    await asyncio.sleep(0.02)  # a request cut off mid-flight may still land at the mock
-    count = gets(api)
-    await asyncio.sleep(0.03)
-    assert gets(api) == count  # no poll after cancellation
 
 
 @pytest.mark.parametrize(
@@ -365,14 +388,18 @@ async def test_dropped_webhook_falls_back_to_polling(
     assert polling_waiter.pollers == 0
 
 
-async def test_events_postpone_polling(api: Any, client: RealtimeKit) -> None:
+async def test_events_postpone_polling(
+    api: Any, client: RealtimeKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
     queue(api, "UPLOADING")  # any premature poll would be answered, and counted
+    calls = count_gets(monkeypatch, client)  # counted as a poll starts, not when it lands
     async with RecordingWaiter(client, grace=0.2, **FAST) as w:
         task = asyncio.create_task(w.wait(RECORDING_ID, timeout=5))
         # Events keep coming for twice the grace period, never 0.2 s apart: no poll.
         for status in ("RECORDING", "PAUSED", "RECORDING", "RECORDING", "UPLOADING"):
             await asyncio.sleep(0.08)
             w.feed(event(status))
+        assert calls.count == 0
         assert gets(api) == 0
         api.clear()
         queue(api, "UPLOADED")  # then the webhooks stop: polling takes over
@@ -446,20 +473,21 @@ async def test_cancelling_one_waiter_leaves_the_others(waiter: RecordingWaiter) 
 
 
 async def test_last_waiter_leaving_stops_the_poller(
-    api: Any, polling_waiter: RecordingWaiter
+    api: Any, client: RealtimeKit, polling_waiter: RecordingWaiter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue(api, "RECORDING")
+    calls = count_gets(monkeypatch, client)
     task = asyncio.create_task(polling_waiter.wait(RECORDING_ID, timeout=5))
     await polled(api, 2)
     assert polling_waiter.pollers == 1
+    at_cancel = calls.count
+    assert at_cancel >= 2  # the counter sees the polls
     task.cancel()
     await settle()
     assert polling_waiter.pollers == 0
+    # No poll started after the last waiter left, and no task is left that could start one.
+    assert calls.count == at_cancel
     assert not other_tasks()
-    await asyncio.sleep(0.02)  # a request cut off mid-flight may still land at the mock
-    count = gets(api)
-    await asyncio.sleep(0.03)
-    assert gets(api) == count
 
 
 async def test_last_waiter_leaving_during_grace_stops_the_poller(

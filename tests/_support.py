@@ -1,0 +1,79 @@
+"""Helpers the tests import: the mock API's ids, canned answers, clients on an emulator.
+
+Fixtures stay in ``conftest.py`` (pytest finds them there); anything a test
+module imports lives here, so no test imports ``conftest``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from realtimekit_async import RealtimeKit, RetryPolicy
+
+TOKEN = "test-token-5f2b8c"
+ACCOUNT = "acc123"
+APP = "app456"
+BASE = "https://api.cloudflare.com/client/v4"
+# The backoff schedule itself is tested in test_sansio; here retries should be quick.
+FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.002)
+RECORDINGS = f"{BASE}/accounts/{ACCOUNT}/realtime/kit/{APP}/recordings"
+
+
+def recording_json(**overrides: Any) -> dict[str, Any]:
+    """A recording as the API sends it, nullable fields present with null."""
+    doc: dict[str, Any] = {
+        "id": "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e",
+        "audio_download_url": None,
+        "download_url": None,
+        "download_url_expiry": None,
+        "file_size": None,
+        "invoked_time": "2025-01-02T03:04:05.678Z",
+        "output_file_name": "meeting.mp4",
+        "session_id": None,
+        "started_time": None,
+        "status": "INVOKED",
+        "stopped_time": None,
+        "recording_duration": 0,
+    }
+    doc.update(overrides)
+    return doc
+
+
+def ok(data: Any, **extra: Any) -> dict[str, Any]:
+    return {"success": True, "data": data, **extra}
+
+
+def emulator_client(emu: Any, *, retries: int = 4, **options: Any) -> RealtimeKit:
+    """A client on an emulator: no rate limit, quick retries (the backoff is tested elsewhere)."""
+    policy = RetryPolicy(max_retries=retries, initial_delay=0.001, max_delay=0.01)
+    settings: dict[str, Any] = {"rate_limit": None, "max_retries": policy, **options}
+    return RealtimeKit(
+        api_token=emu.token,
+        account_id=emu.account_id,
+        app_id=emu.app_id,
+        base_url=emu.base_url,
+        **settings,
+    )
+
+
+def emulator_flags(emu: Any) -> list[str]:
+    """CLI connection flags pointing at an emulator."""
+    return [
+        "--base-url",
+        emu.base_url,
+        "--api-token",
+        emu.token,
+        "--account-id",
+        emu.account_id,
+        "--app-id",
+        emu.app_id,
+    ]
+
+
+def sent(api: Any) -> list[Any]:
+    """Every request the mock received, in order."""
+    return [request for _key, request in api.ordered_requests]
+
+
+#: Answers that departed from the schema during the current test (filled by conftest).
+SCHEMA_DRIFT: list[str] = []

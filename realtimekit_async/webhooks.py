@@ -506,7 +506,7 @@ class WebhookHandler(AsyncCloseable):
         if self._waiter is not None:
             self._waiter.feed(event)
         answer = await self._dispatch(event)
-        if answer is REDELIVER:
+        if answer == REDELIVER:
             await self._forget(keys)
         return answer
 
@@ -592,6 +592,11 @@ def webhook_handler(
     """
     check_int("max_body_size", max_body_size, 1)
     check_int("max_pending", max_pending, 1)
+    if deduplicator is not None and not isinstance(deduplicator, DeduplicationStore):
+        raise ValidationError(
+            "deduplicator",
+            f"must have async add_if_new(key) and forget(key), got {type(deduplicator).__name__}",
+        )
     for name, value in (("respond_within", respond_within), ("shutdown_timeout", shutdown_timeout)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
             raise ValidationError(name, f"must be a number of seconds >= 0, got {value!r}")

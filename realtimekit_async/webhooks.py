@@ -14,9 +14,10 @@ Typical use with aiohttp.web::
     handler = webhook_handler(verifier, on_event, waiter=waiter)
     handler.setup(app, "/webhooks")
 
-or in any ASGI framework (Starlette, FastAPI, ...) or server (uvicorn, ...)::
+or in any ASGI server (uvicorn, ...) or framework (Starlette, FastAPI, ...)::
 
-    app.mount("/webhooks", WebhookASGIApp(handler))
+    hooks = WebhookASGIApp(handler)  # an ASGI app; closes the handler on lifespan shutdown
+    app.add_route("/webhooks", hooks, methods=["POST"])
 """
 
 from __future__ import annotations
@@ -512,9 +513,16 @@ class WebhookHandler(AsyncCloseable):
 
     async def _remember(self, keys: tuple[str, ...]) -> bool:
         # The body digest goes first: a replay stops there, storing nothing.
-        for key in keys:
-            if not await self._store.add_if_new(key):
-                return False
+        added: list[str] = []
+        try:
+            for key in keys:
+                if not await self._store.add_if_new(key):
+                    return False
+                added.append(key)
+        except BaseException:
+            # Half remembered, the 503'd delivery's retry would pass for a duplicate.
+            await self._forget(tuple(added))
+            raise
         return True
 
     async def _forget(self, keys: tuple[str, ...]) -> None:

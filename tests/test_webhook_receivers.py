@@ -353,6 +353,33 @@ async def test_a_failing_store_is_503_and_nothing_is_dispatched(
     assert "redis is down" in caplog.text
 
 
+class FlakyStore(Deduplicator):
+    """Fails once, on the second key it is given (Redis dropping mid-delivery)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def add_if_new(self, key: str) -> bool:
+        self.calls += 1
+        if self.calls == 2:
+            raise ConnectionError("redis dropped the connection")
+        return await super().add_if_new(key)
+
+
+async def test_a_store_failing_mid_delivery_forgets_what_it_kept(
+    served: Served, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FlakyStore()
+    handler = webhook_handler(WebhookVerifier(public_pem()), recorder, deduplicator=store)
+    with caplog.at_level(logging.ERROR, logger="realtimekit_async.webhooks"):
+        async with served(handler) as post:
+            assert await post() == (503, "cannot check for duplicates now")
+            assert len(store) == 0  # the body digest it had kept is dropped again
+            assert await post() == (200, "ok")  # so the retry is dispatched, not a "duplicate"
+    assert len(recorder.events) == 1
+
+
 async def test_replicas_sharing_a_store_dispatch_a_replay_once(framework: str) -> None:
     shared = Deduplicator()
     events: list[WebhookEvent] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -21,6 +22,8 @@ import aiohttp
 import pytest
 import uvicorn
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
@@ -516,3 +519,37 @@ async def test_asgi_refuses_websocket_scopes() -> None:
 
     with pytest.raises(ValueError, match="websocket"):
         await hooks({"type": "websocket"}, asgi_receive([]), send)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    cuts=st.lists(st.integers(min_value=0, max_value=len(BODY)), max_size=12),
+    limit=st.integers(min_value=len(BODY) - 20, max_value=len(BODY) + 20),
+)
+def test_asgi_answers_alike_however_the_body_is_split(cuts: list[int], limit: int) -> None:
+    """Any split (empty messages included) is one body; the limit holds at every split."""
+    bounds = [0, *sorted(cuts), len(BODY)]
+    parts = [BODY[a:b] for a, b in itertools.pairwise(bounds)]
+    messages: list[Message] = [
+        {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
+        for i, part in enumerate(parts)
+    ]
+    events: list[WebhookEvent] = []
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        handler = webhook_handler(WebhookVerifier(public_pem()), events.append, max_body_size=limit)
+        await WebhookASGIApp(handler)(
+            http_scope(signed_headers(BODY)), asgi_receive(messages), send
+        )
+
+    asyncio.run(scenario())
+    if len(BODY) <= limit:
+        assert (sent[0]["status"], sent[1]["body"]) == (200, b"ok")
+        assert len(events) == 1
+    else:
+        assert (sent[0]["status"], sent[1]["body"]) == (413, b"body too large")
+        assert events == []

@@ -136,7 +136,8 @@ def screen(
     if content_type is not None and not _is_json(content_type):
         return NOT_JSON
     declared = lowered.get("content-length", "").strip()
-    if declared.isdigit() and int(declared) > max_body_size:
+    # Only ASCII digits: "²".isdigit() is true, and a bad length is the streaming limit's to catch.
+    if declared.isascii() and declared.isdigit() and int(declared) > max_body_size:
         return TOO_LARGE
     return None
 

@@ -459,6 +459,12 @@ ROWS: list[Row] = [
         "shutdown_timeout: must be a number of seconds >= 0, got 'x'",
     ),
     Row(
+        "webhook_handler(...)",
+        "`deduplicator=set()`",
+        lambda _c: webhook_handler(WebhookVerifier(), deduplicator=set()),  # type: ignore[arg-type]
+        "deduplicator: must have async add_if_new(key) and forget(key), got set",
+    ),
+    Row(
         "Deduplicator(...)",
         "`max_entries=0`",
         lambda _c: Deduplicator(max_entries=0),

@@ -3,28 +3,39 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# The full install (every extra the checks need) and the demo's (the package alone).
+STAMP      := $(VENV)/.installed-stamp
+DEMO_STAMP := $(VENV)/.demo-stamp
+SITE   ?= site
 
 OLD_VENV  ?= .venv-oldest
 OLD_STAMP := $(OLD_VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit test-oldest soak bench bench-smoke clean
+.PHONY: install demo test lint typecheck unit docs docs-serve test-oldest soak bench bench-smoke clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,cli,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,cli,bench,docs]'
 	touch $(STAMP)
+
+# Only the package and its runtime dependencies: a fresh `make demo` takes seconds.
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(DEMO_STAMP)
 
 install: $(STAMP)
 
-## The main job: a recording lifecycle against the embedded emulator.
-demo: $(STAMP)
+## The main job: a recording lifecycle against the embedded emulator. Reuses the
+## full install when there is one.
+demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))
 	$(BIN)/realtimekit demo
 
-## Lint, types and the whole test suite, on the newest and the oldest supported
-## dependencies (what CI runs).
-test: lint typecheck unit test-oldest
+## Lint, types, the whole test suite and the docs build, on the newest and the
+## oldest supported dependencies (what CI runs).
+test: lint typecheck unit docs test-oldest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -35,6 +46,14 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest
+
+## The documentation site (mkdocs.yml, docs/) into $(SITE)/; --strict turns a
+## broken link or API reference into a failure. Needs no network.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(SITE)
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
 
 $(OLD_STAMP): pyproject.toml constraints-oldest.txt
 	$(PYTHON) -m venv $(OLD_VENV)
@@ -61,4 +80,4 @@ bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
 clean:
-	rm -rf $(VENV) $(OLD_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OLD_VENV) $(SITE) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -82,6 +82,7 @@ class _Transport:
             AsyncLimiter(rate_limit.max_requests, rate_limit.period) if rate_limit else None
         )
         self.slots = asyncio.Semaphore(max_concurrency)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -97,7 +98,20 @@ class _Transport:
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Wait for the rate limiter and a concurrency slot."""
+        """Wait for the rate limiter and a concurrency slot.
+
+        Raises :class:`RealtimeKitError` in another event loop than the first
+        one used: the session, limiter and semaphore all belong to that loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise RealtimeKitError(
+                "this client was first used in another event loop (each asyncio.run() "
+                "starts a new one): create the client inside the coroutine that uses it, "
+                "with `async with RealtimeKit() as client:`"
+            )
         if self.limiter is not None:
             await self.limiter.acquire()
         async with self.slots:

@@ -81,11 +81,15 @@ class RecordingStatus(StrEnum):
 
 
 class MeetingStatus(StrEnum):
+    """Whether a meeting accepts participants (an INACTIVE one cannot be recorded)."""
+
     ACTIVE = "ACTIVE"
     INACTIVE = "INACTIVE"
 
 
 class StorageType(StrEnum):
+    """The kind of your own storage a recording is uploaded to."""
+
     AWS = "aws"
     AZURE = "azure"
     DIGITALOCEAN = "digitalocean"
@@ -94,42 +98,58 @@ class StorageType(StrEnum):
 
 
 class SftpAuthMethod(StrEnum):
+    """How the SFTP storage of a :class:`StorageConfig` authenticates."""
+
     KEY = "KEY"
     PASSWORD = "PASSWORD"
 
 
 class CallerType(StrEnum):
+    """Whether a :class:`Caller` is the app itself or one of its users."""
+
     ORGANIZATION = "ORGANIZATION"
     USER = "USER"
 
 
 class StartReasonType(StrEnum):
+    """Why a recording started: an API call, or the meeting's record-on-start setting."""
+
     API_CALL = "API_CALL"
     RECORD_ON_START = "RECORD_ON_START"
 
 
 class StopReasonType(StrEnum):
+    """Why a recording stopped: an API call, an internal error, or everyone left."""
+
     API_CALL = "API_CALL"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     ALL_PEERS_LEFT = "ALL_PEERS_LEFT"
 
 
 class AudioChannel(StrEnum):
+    """Mono or stereo audio (:class:`AudioConfig`)."""
+
     MONO = "mono"
     STEREO = "stereo"
 
 
 class AudioCodec(StrEnum):
+    """The audio codec of a recording (:class:`AudioConfig`)."""
+
     MP3 = "MP3"
     AAC = "AAC"
 
 
 class VideoCodec(StrEnum):
+    """The video codec of a recording (:class:`VideoConfig`)."""
+
     H264 = "H264"
     VP8 = "VP8"
 
 
 class WatermarkPosition(StrEnum):
+    """The corner a :class:`Watermark` is drawn in."""
+
     LEFT_TOP = "left top"
     RIGHT_TOP = "right top"
     LEFT_BOTTOM = "left bottom"
@@ -137,26 +157,36 @@ class WatermarkPosition(StrEnum):
 
 
 class InteractiveConfigType(StrEnum):
+    """How interactive metadata is embedded (:class:`InteractiveConfig`)."""
+
     ID3 = "ID3"
 
 
 class TrackOutputType(StrEnum):
+    """Where a track layer goes: RealtimeKit's bucket or your own storage."""
+
     REALTIMEKIT_BUCKET = "REALTIMEKIT_BUCKET"
     STORAGE_CONFIG = "STORAGE_CONFIG"
 
 
 class RecordingAction(StrEnum):
+    """What ``pause_resume_stop`` does to a recording."""
+
     STOP = "stop"
     PAUSE = "pause"
     RESUME = "resume"
 
 
 class SortOrder(StrEnum):
+    """Ascending or descending order of a listing."""
+
     ASC = "ASC"
     DESC = "DESC"
 
 
 class SortBy(StrEnum):
+    """The field a listing is sorted by (only the invoked time today)."""
+
     INVOKED_TIME = "invokedTime"
 
 
@@ -312,12 +342,16 @@ class Caller:
 
 @attrs.frozen
 class StartReason:
+    """Why and by whom a recording was started."""
+
     caller: Caller | None = None
     reason: StartReasonType | None = None
 
 
 @attrs.frozen
 class StopReason:
+    """Why and by whom a recording was stopped."""
+
     caller: Caller | None = None
     reason: StopReasonType | None = None
 
@@ -327,7 +361,8 @@ class Recording:
     """One recording, as every endpoint returns it.
 
     Only ``id``, ``invoked_time``, ``output_file_name`` and ``status`` are always
-    filled; the rest is ``None`` until the lifecycle fills it (see API-FACTS).
+    filled; the rest is ``None`` until the lifecycle fills it (``file_size`` and
+    the download URLs once it is UPLOADED).
     ``download_url`` is a presigned credential: do not log it.
     """
 
@@ -371,6 +406,8 @@ class RecordingPage:
 
 @attrs.frozen
 class AudioConfig:
+    """Audio settings of a new recording; ``export_file`` also uploads a separate audio file."""
+
     channel: AudioChannel | None = attrs.field(default=None, validator=_one_of(AudioChannel))
     codec: AudioCodec | None = attrs.field(default=None, validator=_one_of(AudioCodec))
     export_file: bool | None = None
@@ -378,12 +415,16 @@ class AudioConfig:
 
 @attrs.frozen
 class WatermarkSize:
+    """The size of a :class:`Watermark` in pixels."""
+
     height: int | None = attrs.field(default=None, validator=_int_range(1))
     width: int | None = attrs.field(default=None, validator=_int_range(1))
 
 
 @attrs.frozen
 class Watermark:
+    """An image (``url``) drawn over the video, at ``position`` and ``size``."""
+
     position: WatermarkPosition | None = attrs.field(
         default=None, validator=_one_of(WatermarkPosition)
     )
@@ -393,6 +434,8 @@ class Watermark:
 
 @attrs.frozen
 class VideoConfig:
+    """Video settings of a new recording: codec, size in pixels and an optional watermark."""
+
     codec: VideoCodec | None = attrs.field(default=None, validator=_one_of(VideoCodec))
     export_file: bool | None = None
     height: int | None = attrs.field(default=None, validator=_int_range(1))
@@ -402,6 +445,8 @@ class VideoConfig:
 
 @attrs.frozen
 class InteractiveConfig:
+    """Embeds timed metadata in the recording (for interactive playback)."""
+
     type: InteractiveConfigType | None = attrs.field(
         default=None, validator=_one_of(InteractiveConfigType)
     )
@@ -416,6 +461,8 @@ class RealtimeKitBucketConfig:
 
 @attrs.frozen
 class RtmpOutConfig:
+    """Streams the recording live to an RTMP endpoint as well."""
+
     rtmp_url: str | None = None
 
 
@@ -440,6 +487,8 @@ class StartRecordingParams:
 
 @attrs.frozen
 class TrackOutput:
+    """One destination of a track layer; ``STORAGE_CONFIG`` needs a ``storage_config``."""
+
     type: TrackOutputType = attrs.field(validator=_one_of(TrackOutputType))
     storage_config: StorageConfig | None = None
 
@@ -450,6 +499,8 @@ def _outputs(value: Iterable[TrackOutput]) -> tuple[TrackOutput, ...]:
 
 @attrs.frozen
 class TrackLayer:
+    """One layer of a track recording: where its files go and their name prefix."""
+
     outputs: tuple[TrackOutput, ...] = attrs.field(converter=_outputs)
     file_name_prefix: str | None = None
 

@@ -5,8 +5,8 @@ It is an independent oracle: it shares no code with the SDK. One
 
 * the API (``emu.base_url`` = ``http://127.0.0.1:{port}/client/v4``) with the six
   Recordings endpoints under ``/accounts/{account_id}/realtime/kit/{app_id}/recordings``
-  (any account/app id is accepted; all share one store), Bearer auth with
-  ``emu.token``, and ``/.well-known/webhooks.json`` on the origin root;
+  for one account (``emu.account_id``) and one app (``emu.app_id``), Bearer auth
+  with ``emu.token``, and ``/.well-known/webhooks.json`` on the origin root;
 * a storage host on another port serving presigned download URLs
   ``/files/{recording_id}/{video|audio}?X-Expires={epoch}&X-Signature={hmac}``
   with HTTP Range support.
@@ -28,6 +28,10 @@ For pytest, see :mod:`realtimekit_async.emulator.pytest_plugin`.
 
 Behaviour where the public reference leaves room (all configurable on
 :class:`Emulator` unless noted):
+
+* a path naming another account answers 403 in Cloudflare's v4 shape (code
+  10000, "Authentication error": what a token gets for an account outside its
+  scope), another app id 404 in the RealtimeKit shape; a wrong token is 401;
 
 * start answers 201 (``start_status``); track start answers 200;
 * ``per_page`` defaults to 20, maximum 100 (``default_per_page``,
@@ -58,6 +62,7 @@ from ._emulator import (
     DEFAULT_TOKEN,
     DEFAULT_WEBHOOK_STATUSES,
     Emulator,
+    describe,
     serve,
 )
 from ._faults import FAULT_KINDS, FaultConfig, FaultSchedule, RateLimiter
@@ -112,6 +117,7 @@ __all__ = [
     "build_status_payload",
     "check_action",
     "compute_file_size",
+    "describe",
     "expected_file_bytes",
     "expected_file_sha256",
     "iter_file_bytes",

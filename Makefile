@@ -3,35 +3,43 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# The full install (every extra the checks need) and the demo's (the package alone).
-STAMP      := $(VENV)/.installed-stamp
-DEMO_STAMP := $(VENV)/.demo-stamp
+STAMP  := $(VENV)/.installed-stamp
 SITE   ?= site
+
+# `make demo` has its own virtualenv with the package alone (no test, docs or bench
+# extras), so a fresh `make demo` takes seconds.
+DEMO_VENV  ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed-stamp
 
 OLD_VENV  ?= .venv-oldest
 OLD_STAMP := $(OLD_VENV)/.installed-stamp
 
 .PHONY: install demo test lint typecheck unit docs docs-serve test-oldest soak bench bench-smoke clean
 
-$(BIN)/python:
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-
-$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,cli,bench,docs]'
 	touch $(STAMP)
 
-# Only the package and its runtime dependencies: a fresh `make demo` takes seconds.
-$(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# When the interpreter has a pip that can install into another environment
+# (--python, pip >= 22.3), the demo's venv is made without one: ensurepip is most
+# of a fresh venv's time.
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv --without-pip $(DEMO_VENV)
+	@if $(PYTHON) -m pip --python $(DEMO_VENV)/bin/python --version >/dev/null 2>&1; then \
+	    set -x; $(PYTHON) -m pip --python $(DEMO_VENV)/bin/python install --quiet -e .; \
+	else \
+	    set -x; $(DEMO_VENV)/bin/python -m ensurepip --default-pip >/dev/null && \
+	    $(DEMO_VENV)/bin/python -m pip install --quiet -e .; \
+	fi
 	touch $(DEMO_STAMP)
 
 install: $(STAMP)
 
-## The main job: a recording lifecycle against the embedded emulator. Reuses the
-## full install when there is one.
-demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))
-	$(BIN)/realtimekit demo
+## The main job: a recording lifecycle against the embedded emulator.
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/realtimekit demo
 
 ## Lint, types, the whole test suite and the docs build, on the newest and the
 ## oldest supported dependencies (what CI runs).
@@ -80,4 +88,4 @@ bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
 clean:
-	rm -rf $(VENV) $(OLD_VENV) $(SITE) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OLD_VENV) $(DEMO_VENV) $(SITE) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -58,7 +58,7 @@ def test_the_readme_is_what_a_newcomer_reads_first() -> None:
     ):
         assert f"| `{variable}` |" in README
     assert "**Realtime** or **Realtime Admin**" in README
-    assert "git+https://" in README
+    assert "$ pip install 'realtimekit_async[cli] @ git+" in README
     assert not re.search(r"\bissues?\b", README, flags=re.IGNORECASE)
 
 

@@ -4,8 +4,8 @@ A snippet is a ```python block. It must be a complete program (imports, no
 top-level ``await``, no undefined names) that reads its connection from the
 variables the README tells users to set. The README's Quickstart runs against
 ``realtimekit emulator`` started as the README says, with no flags but a free
-port; every other snippet runs, all at once, against one emulator that runs 20
-times faster and delivers webhooks to ``$PORT``. A block preceded by
+port; every other snippet runs at the same time against one emulator that runs
+20 times faster and delivers webhooks to ``$PORT``. A block preceded by
 ``<!-- snippet: pytest -->`` is a test module for the pytest plugin and is run
 by tests/test_pytest_plugin.py instead.
 """
@@ -13,7 +13,8 @@ by tests/test_pytest_plugin.py instead.
 from __future__ import annotations
 
 import ast
-import asyncio
+import concurrent.futures
+import contextlib
 import os
 import re
 import socket
@@ -100,16 +101,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@attrs.frozen
-class Running:
-    env: dict[str, str]  #: what the emulator printed to export, plus the key URL
-    lines: list[str]
+@contextlib.contextmanager
+def emulator_process(*flags: str) -> Iterator[dict[str, str]]:
+    """``python -m realtimekit_async emulator --port 0 FLAGS``; yields the variables it printed.
 
-
-@pytest.fixture
-def emulator_process(request: pytest.FixtureRequest) -> Iterator[Running]:
-    """``python -m realtimekit_async emulator --port 0`` plus the given flags."""
-    flags: list[str] = getattr(request, "param", [])
+    Those are its ``export NAME=value`` lines, plus ``REALTIMEKIT_WEBHOOK_KEY_URL``
+    from its "webhook public key" line.
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", "realtimekit_async", "emulator", "--port", "0", *flags],
         stdout=subprocess.PIPE,
@@ -117,18 +115,17 @@ def emulator_process(request: pytest.FixtureRequest) -> Iterator[Running]:
     )
     try:
         assert proc.stdout is not None
-        lines: list[str] = []
         env: dict[str, str] = {}
         while "REALTIMEKIT_APP_ID" not in env:
-            line = proc.stdout.readline()
-            assert line, "the emulator exited before announcing itself"
-            lines.append(line.rstrip("\n"))
-            if line.strip().startswith("export "):
-                name, _, value = line.strip().removeprefix("export ").partition("=")
+            raw = proc.stdout.readline()
+            assert raw, "the emulator exited before announcing itself"
+            line = raw.strip()
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").partition("=")
                 env[name] = value
-            elif line.strip().startswith("webhook public key:"):
+            elif line.startswith("webhook public key:"):
                 env["REALTIMEKIT_WEBHOOK_KEY_URL"] = line.split(":", 1)[1].strip()
-        yield Running(env, lines)
+        yield env
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -136,10 +133,12 @@ def emulator_process(request: pytest.FixtureRequest) -> Iterator[Running]:
             proc.stdout.close()
 
 
-def _run(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(snippet: Snippet, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    """Run a snippet as a script in ``cwd`` (warnings are errors); exit code, stdout, stderr."""
+    cwd.mkdir()
     script = cwd / "snippet.py"
-    script.write_text(code)
-    return subprocess.run(
+    script.write_text(snippet.code)
+    result = subprocess.run(
         [sys.executable, "-W", "error", str(script)],
         cwd=cwd,
         env={**os.environ, **env},
@@ -147,61 +146,54 @@ def _run(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
         text=True,
         timeout=120,
     )
+    return result.returncode, result.stdout, result.stderr
 
 
-def test_quickstart_runs_against_the_emulator_at_its_defaults(
-    emulator_process: Running, tmp_path: Path
-) -> None:
-    # The README shows the emulator's default exports; only the port differs here.
-    readme = (ROOT / "README.md").read_text()
-    for name, value in emulator_process.env.items():
-        if name != "REALTIMEKIT_WEBHOOK_KEY_URL":
-            assert f"export {name}={re.sub(r':[0-9]+/', ':8788/', value)}\n" in readme
-    result = _run(QUICKSTART.code, emulator_process.env, tmp_path)
-    assert result.returncode == 0, result.stderr
-    recording, done, total, uploaded = result.stdout.splitlines()
+def check_quickstart_output(stdout: str) -> None:
+    recording, done, total, uploaded = stdout.splitlines()
     assert recording.startswith("recording ")
     status, size, *_ = done.split()
     assert status == "UPLOADED"
     assert int(size) > 0
-    assert total == "1001 recordings in all"
+    assert total == "1001 recordings in all"  # 1000 seeded, and the Quickstart's
     assert int(uploaded.split()[0]) > 0
 
 
-PORT = _free_port()
+def test_every_snippet_runs_against_the_emulator(tmp_path: Path) -> None:
+    """All at once: the Quickstart on the emulator as the README starts it, the rest on a fast one.
 
+    The README shows the emulator's default exports; only the port differs here.
+    The other snippets share an emulator that runs 20 times faster and sends its
+    webhooks to ``$PORT``, where the webhook snippet listens.
+    """
+    port = _free_port()
+    others = [s for s in snippets("script") if s != QUICKSTART]
+    assert len(others) >= 6
+    readme = (ROOT / "README.md").read_text()
+    with (
+        emulator_process() as defaults,
+        emulator_process(
+            *("--speed", "20", "--recordings", "200"),
+            *("--webhook-url", f"http://127.0.0.1:{port}/webhooks"),
+        ) as fast,
+    ):
+        for name in ("REALTIMEKIT_BASE_URL", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"):
+            shown = re.sub(r":[0-9]+/", ":8788/", defaults[name])
+            assert f"export {name}={shown}\n" in readme
+        assert f"export REALTIMEKIT_APP_ID={defaults['REALTIMEKIT_APP_ID']}\n" in readme
 
-@pytest.mark.parametrize(
-    "emulator_process",
-    [
-        [
-            "--speed",
-            "20",
-            "--recordings",
-            "200",
-            "--webhook-url",
-            f"http://127.0.0.1:{PORT}/webhooks",
+        jobs = [(QUICKSTART, defaults, tmp_path / "quickstart")]
+        jobs += [
+            (s, {**fast, "PORT": str(port)}, tmp_path / f"snippet_{n}")
+            for n, s in enumerate(others)
         ]
-    ],
-    indirect=True,
-)
-def test_every_other_snippet_runs(emulator_process: Running, tmp_path: Path) -> None:
-    scripts = [s for s in snippets("script") if s != QUICKSTART]
-    env = {**emulator_process.env, "PORT": str(PORT)}
-
-    async def run_all() -> list[tuple[Snippet, int, str]]:
-        async def one(n: int, snippet: Snippet) -> tuple[Snippet, int, str]:
-            cwd = tmp_path / f"snippet_{n}"
-            cwd.mkdir()
-            result = await asyncio.to_thread(_run, snippet.code, env, cwd)
-            return snippet, result.returncode, result.stdout + result.stderr
-
-        return await asyncio.gather(*(one(n, s) for n, s in enumerate(scripts)))
-
+        with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+            (code, stdout, stderr), *rest = pool.map(lambda job: _run(*job), jobs)
+    assert code == 0, stderr
+    check_quickstart_output(stdout)
     failures = [
-        f"{snippet.id} exited {code}:\n{output}"
-        for snippet, code, output in asyncio.run(run_all())
+        f"{snippet.id} exited {code}:\n{out}{err}"
+        for snippet, (code, out, err) in zip(others, rest, strict=True)
         if code != 0
     ]
     assert not failures, "\n\n".join(failures)
-    assert len(scripts) >= 6

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.newest  # docs and packaging: one run is enough
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

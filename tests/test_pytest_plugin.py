@@ -16,6 +16,8 @@ import pytest
 
 from .test_readme import snippets
 
+pytestmark = pytest.mark.newest  # docs and packaging: one run is enough
+
 # The plugin's snippet in docs/guides/emulator.md, as a user's test module.
 (SNIPPET,) = snippets("pytest")
 CONFTEST = 'pytest_plugins = ["realtimekit_async.emulator.pytest_plugin"]\n'

@@ -1,9 +1,10 @@
 """The ``realtimekit`` command line.
 
-``realtimekit recordings list|get|start|stop|pause|resume|active``, ``export``,
-``emulator`` and ``demo``. Human output is an aligned table; ``--json`` prints JSON lines.
-Expected failures (bad token, not found, bad argument) are one line on stderr
-and a non-zero exit: 2 for bad input, 1 for API and network errors.
+``realtimekit recordings list|get|start|start-track|stop|pause|resume|wait|active``,
+``export``, ``emulator`` and ``demo``. Human output is an aligned table; ``--json``
+prints JSON lines. Download URLs lose their query (a credential) unless
+``--show-urls``. Expected failures (bad token, not found, bad argument, a failed
+wait) are one line on stderr and a non-zero exit: 2 for bad input, 1 for the rest.
 """
 
 from __future__ import annotations

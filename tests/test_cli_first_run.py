@@ -63,18 +63,22 @@ def test_a_time_is_used_as_given_and_naive_means_utc() -> None:
         parse_when("yesterday")
 
 
-async def test_until_a_date_lists_recordings_of_that_day(emu: Emulator) -> None:
-    day = emu.now().date() - timedelta(days=1)
-    start = datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000
-    end = start + 86_400_000
-    during = {r.id for r in emu.store.recordings.values() if start <= r.invoked_ms < end}
-    before = {r.id for r in emu.store.recordings.values() if r.invoked_ms < start}
-    assert during  # the seed has recordings that day, so midnight would lose them
-    code, out, _ = await cli(
-        "recordings", "list", "--all", "--json", "--until", day.isoformat(), *flags(emu)
-    )
+async def test_until_a_date_lists_recordings_of_that_day() -> None:
+    noon = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    async with Emulator(recordings=60, seed=3, speed=0, start_time=noon) as emu:
+        invoked = sorted(r.invoked_ms for r in emu.store.recordings.values())
+        day = datetime.fromtimestamp(invoked[len(invoked) // 2] / 1000, UTC).date()
+        start = datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000
+        end = start + 86_400_000
+        wanted = {r.id for r in emu.store.recordings.values() if r.invoked_ms < end}
+        later = {r.id for r in emu.store.recordings.values() if r.invoked_ms >= end}
+        assert later  # the bound really cuts the list
+        assert any(start < ms < end for ms in invoked)  # and midnight would lose some
+        code, out, _ = await cli(
+            "recordings", "list", "--all", "--json", "--until", day.isoformat(), *flags(emu)
+        )
     assert code == 0
-    assert {json.loads(line)["id"] for line in out.splitlines()} == before | during
+    assert {json.loads(line)["id"] for line in out.splitlines()} == wanted
 
 
 # -- listing streams ---------------------------------------------------------------------------

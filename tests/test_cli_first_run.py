@@ -398,7 +398,7 @@ def test_emulator_webhook_url_drives_the_example_app() -> None:
 async def _record_and_wait(env: dict[str, str], app_url: str) -> dict[str, Any]:
     """Record a few emulated seconds, then ask the example app to wait for UPLOADED."""
     async with aiohttp.ClientSession() as http:
-        for _ in range(200):
+        for _ in range(600):  # up to 30 s for the app to start on a busy machine
             try:
                 async with http.get(app_url):
                     break

@@ -6,10 +6,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SITE   ?= site
 
-# `make demo` has its own virtualenv with the package alone (no test, docs or bench
-# extras), so a fresh `make demo` takes seconds.
+# `make demo` runs this checkout's source (`python -m`, from this directory) in its own
+# virtualenv holding only the runtime dependencies, read from pyproject.toml: no
+# extras and no build step, so a fresh `make demo` takes seconds.
 DEMO_VENV  ?= .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed-stamp
+DEMO_REQS  := $(DEMO_VENV)/requirements.txt
 
 OLD_VENV  ?= .venv-oldest
 OLD_STAMP := $(OLD_VENV)/.installed-stamp
@@ -27,11 +29,12 @@ $(STAMP): pyproject.toml
 # of a fresh venv's time.
 $(DEMO_STAMP): pyproject.toml
 	$(PYTHON) -m venv --without-pip $(DEMO_VENV)
+	$(PYTHON) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > $(DEMO_REQS)
 	@if $(PYTHON) -m pip --python $(DEMO_VENV)/bin/python --version >/dev/null 2>&1; then \
-	    set -x; $(PYTHON) -m pip --python $(DEMO_VENV)/bin/python install --quiet -e .; \
+	    set -x; $(PYTHON) -m pip --python $(DEMO_VENV)/bin/python install --quiet -r $(DEMO_REQS); \
 	else \
 	    set -x; $(DEMO_VENV)/bin/python -m ensurepip --default-pip >/dev/null && \
-	    $(DEMO_VENV)/bin/python -m pip install --quiet -e .; \
+	    $(DEMO_VENV)/bin/python -m pip install --quiet -r $(DEMO_REQS); \
 	fi
 	touch $(DEMO_STAMP)
 
@@ -39,7 +42,7 @@ install: $(STAMP)
 
 ## The main job: a recording lifecycle against the embedded emulator.
 demo: $(DEMO_STAMP)
-	$(DEMO_VENV)/bin/realtimekit demo
+	$(DEMO_VENV)/bin/python -m realtimekit_async demo
 
 ## Lint, types, the whole test suite and the docs build, on the newest and the
 ## oldest supported dependencies (what CI runs).

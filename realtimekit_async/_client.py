@@ -128,6 +128,7 @@ class _Transport:
         self._gate = asyncio.Lock()
         self.slots = asyncio.Semaphore(max_concurrency)
         self.last_date: tuple[str | None, datetime] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -141,11 +142,28 @@ class _Transport:
             )
         return self._session
 
+    def check_loop(self) -> None:
+        """Raise :class:`RealtimeKitError` when used from another event loop than the first.
+
+        The session, the rate-limit gate and the semaphore all belong to that loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise RealtimeKitError(
+                "this client was first used in another event loop (each asyncio.run() "
+                "starts a new one): create the client inside the coroutine that uses it, "
+                "with `async with RealtimeKit() as client:`"
+            )
+
     async def pace(self, method: str, path: str, *, possibly_applied: bool) -> int:
         """Wait for this attempt's turn under the rate limits; return its ticket.
 
-        Raises :class:`RateLimitError` at once while a long 429 block lasts.
+        Raises :class:`RateLimitError` at once while a long 429 block lasts, and
+        :class:`RealtimeKitError` in another event loop than the first one used.
         """
+        self.check_loop()
         if self.limiter is None:
             return 0
         self._fail_fast(method, path, possibly_applied)
@@ -186,7 +204,12 @@ class _Transport:
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Wait for a concurrency slot."""
+        """Wait for a concurrency slot.
+
+        Raises :class:`RealtimeKitError` in another event loop than the first
+        one used (see :meth:`check_loop`).
+        """
+        self.check_loop()
         async with self.slots:
             yield
 

@@ -1,8 +1,8 @@
-"""What bad input gets, at every public entry point: the rows of README's "Bad input" table.
+"""What bad input gets, at every public entry point: the rows of the docs' "Bad input" table.
 
 Every row is a test: the exception type and its exact message (or, for the
 webhook handler, the HTTP answer; for the CLI, exit code 2 and one line). The
-table in the README's "Bad input" section is rendered from these rows and checked against
+table in docs/bad-input.md is rendered from these rows and checked against
 them (:func:`test_the_documented_table_is_these_rows`), so they cannot drift apart.
 Regenerate it with ``python -m tests.test_bad_input``.
 
@@ -41,7 +41,7 @@ from realtimekit_async.webhooks import Deduplicator, WebhookVerifier, webhook_ha
 
 from ._webhook_support import encode, public_pem, signed_headers, status_update
 
-DOC: Path = Path(__file__).resolve().parent.parent / "README.md"
+DOC: Path = Path(__file__).resolve().parent.parent / "docs" / "bad-input.md"
 NOWHERE = "http://127.0.0.1:9/client/v4"
 # Flags that get a command past argument parsing (the URL is never reached).
 CONNECTION = ["--api-token", "t", "--account-id", "a", "--app-id", "b", "--base-url", NOWHERE]
@@ -679,7 +679,8 @@ CLI_ROWS: list[tuple[list[str], str]] = [
     (
         ["recordings", "frobnicate"],
         "realtimekit recordings: error: argument action: invalid choice: 'frobnicate' "
-        "(choose from 'list', 'get', 'stop', 'pause', 'resume', 'active', 'start')",
+        "(choose from 'list', 'get', 'stop', 'pause', 'resume', 'wait', 'active', 'start', "
+        "'start-track')",
     ),
     (
         ["recordings", "get"],
@@ -691,7 +692,16 @@ CLI_ROWS: list[tuple[list[str], str]] = [
     ),
     (
         ["recordings", "list"],
-        "realtimekit: error: api_token: missing: pass api_token= or set CLOUDFLARE_API_TOKEN",
+        "realtimekit: error: api_token: missing: pass --api-token or set CLOUDFLARE_API_TOKEN",
+    ),
+    (
+        ["recordings", "list", "--api-token", "t", "--account-id", "a", "--base-url", NOWHERE],
+        "realtimekit: error: app_id: missing: pass --app-id or set REALTIMEKIT_APP_ID",
+    ),
+    (
+        ["recordings", "wait", "r", "--timeout", "0"],
+        "realtimekit recordings wait: error: argument --timeout: "
+        "must be a positive number of seconds: '0'",
     ),
     (
         ["recordings", "list", "--api-token", "t", "--account-id", "a", "--base-url", "ftp://x"],
@@ -709,6 +719,11 @@ CLI_ROWS: list[tuple[list[str], str]] = [
         "realtimekit: error: max_seconds: must be an integer between 60 and 86400, got 10",
     ),
     (["export"], "realtimekit export: error: the following arguments are required: --dest"),
+    (
+        ["export", "--dest", "s3://bucket/x"],
+        "realtimekit export: error: argument --dest: exports go to a local directory; "
+        "object storage URLs are not supported yet: 's3://bucket/x'",
+    ),
     (
         ["export", "--dest", "out", "--concurrency", "0"],
         "realtimekit export: error: argument --concurrency: must be at least 1: '0'",
@@ -778,9 +793,7 @@ def render_table() -> str:
 
 def test_the_documented_table_is_these_rows() -> None:
     text = DOC.read_text()
-    assert render_table() in text, (
-        "README's Bad input table is stale: python -m tests.test_bad_input"
-    )
+    assert render_table() in text, "docs/bad-input.md is stale: python -m tests.test_bad_input"
 
 
 def with_current_table(text: str) -> str:

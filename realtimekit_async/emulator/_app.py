@@ -29,6 +29,7 @@ __all__ = [
     "prepare_headers",
     "rate_limit_headers",
     "rk_error",
+    "scope_error",
 ]
 
 API_PREFIX: Final = "/client/v4"
@@ -282,6 +283,23 @@ def _authorized(request: web.Request, token: str) -> bool:
     return scheme.lower() == "bearer" and value.strip() == token
 
 
+def scope_error(
+    account_id: str | None, app_id: str | None, ctx: EmulatorContext
+) -> web.Response | None:
+    """The answer for a path naming an account or app this emulator does not have, else None.
+
+    An account outside the token's reach is refused by Cloudflare's edge: 403,
+    v4 shape, code 10000 "Authentication error" (what a wrong account id gets
+    there). An unknown app inside the account is a missing resource: 404 in the
+    RealtimeKit shape.
+    """
+    if account_id is not None and account_id != ctx.account_id:
+        return cf_error(403, 10000, "Authentication error")
+    if app_id is not None and app_id != ctx.app_id:
+        return rk_error(404, f"app {app_id} not found in this account")
+    return None
+
+
 @web.middleware
 async def _outer(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = request.app[CTX_KEY]
@@ -298,6 +316,11 @@ async def _core(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(API_PREFIX + "/") or request.path == API_PREFIX:
         if not _authorized(request, ctx.token):
             return cf_error(401, 10000, "Authentication error")
+        refused = scope_error(
+            request.match_info.get("account_id"), request.match_info.get("app_id"), ctx
+        )
+        if refused is not None:
+            return refused
         if ctx.rate_limiter is not None:
             token = request.headers["Authorization"].partition(" ")[2].strip()
             decision = ctx.rate_limiter.acquire(token)  # budgets are per token

@@ -79,7 +79,8 @@ class EmulatorContext:
     clock: EmulatedClock
     signer: UrlSigner
     token: str
-    organization_id: str
+    account_id: str
+    app_id: str
     public_key_pem: Callable[[], str]
     stats: EmulatorStats = attrs.field(factory=EmulatorStats)
     faults: FaultSchedule | None = None

@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULT_TOKEN",
     "DEFAULT_WEBHOOK_STATUSES",
     "Emulator",
+    "describe",
     "serve",
 ]
 
@@ -66,8 +67,11 @@ class Emulator:
     """A local RealtimeKit Recordings API, storage host and webhook sender.
 
     Use ``async with Emulator(...) as emu:``; both sites bind ``host`` on
-    ephemeral ports by default (``port``, ``storage_port``). Every account id and
-    app id in a path is accepted and they all share one store.
+    ephemeral ports by default (``port``, ``storage_port``). It has one account
+    (``account_id``) with one app (``app_id``), as a real token's scope would:
+    another account id answers 403 (Cloudflare's "Authentication error", code
+    10000) and another app id 404, so a misconfigured client fails here as it
+    would in production.
 
     Options, by group:
 
@@ -200,7 +204,8 @@ class Emulator:
             clock=self.clock,
             signer=UrlSigner(secret),
             token=token,
-            organization_id=app_id,
+            account_id=account_id,
+            app_id=app_id,
             public_key_pem=lambda: self.webhook_public_key_pem,
             faults=FaultSchedule(faults) if faults is not None else None,
             rate_limiter=RateLimiter(rules) if rules else None,
@@ -339,6 +344,11 @@ class Emulator:
         """URL serving ``{"success": true, "data": {"publicKey": PEM}}``."""
         return self.api_origin + WELL_KNOWN_PATH
 
+    @property
+    def webhook_urls(self) -> tuple[str, ...]:
+        """Where status changes are delivered as signed webhooks."""
+        return tuple(self._sender.urls)
+
     # -- state and observation --------------------------------------------------------
 
     @property
@@ -450,6 +460,29 @@ class Emulator:
         )
 
 
+def describe(emu: Emulator) -> list[str]:
+    """What ``realtimekit emulator`` prints: the addresses, the identity, and shell exports."""
+    lines = [
+        f"RealtimeKit emulator API:     {emu.base_url}",
+        f"  storage (downloads):        {emu.storage_url}",
+        f"  webhook public key:         {emu.webhook_keys_url}",
+        f"  token:                      {emu.token}",
+        f"  account_id:                 {emu.account_id}",
+        f"  app_id:                     {emu.app_id}",
+        f"  recordings:                 {len(emu.store.recordings)}",
+    ]
+    lines += [f"  webhooks to:                {url}" for url in emu.webhook_urls]
+    lines += [
+        "",
+        "Point the SDK and the CLI at it (POSIX shell):",
+        f"  export REALTIMEKIT_BASE_URL={emu.base_url}",
+        f"  export CLOUDFLARE_API_TOKEN={emu.token}",
+        f"  export CLOUDFLARE_ACCOUNT_ID={emu.account_id}",
+        f"  export REALTIMEKIT_APP_ID={emu.app_id}",
+    ]
+    return lines
+
+
 async def serve(
     host: str = "127.0.0.1",
     port: int = 8788,
@@ -463,11 +496,6 @@ async def serve(
     ``speed``, ``faults``...). This is what ``realtimekit emulator`` runs.
     """
     async with Emulator(host=host, port=port, **options) as emu:
-        announce(f"RealtimeKit emulator API:     {emu.base_url}")
-        announce(f"  storage (downloads):        {emu.storage_url}")
-        announce(f"  webhook public key:         {emu.webhook_keys_url}")
-        announce(f"  token:                      {emu.token}")
-        announce(f"  account_id:                 {emu.account_id}")
-        announce(f"  app_id:                     {emu.app_id}")
-        announce(f"  recordings:                 {len(emu.store.recordings)}")
+        for line in describe(emu):
+            announce(line)
         await asyncio.Event().wait()

@@ -5,6 +5,7 @@ async with RealtimeKit(app_id="...") as client:
         print(recording.id, recording.download_url_expiry)
 """
 
+from ._call import RequestOptions
 from ._client import RealtimeKit
 from ._config import DEFAULT_RATE_LIMIT, ClientOptions, RateLimit
 from ._exceptions import (
@@ -28,6 +29,7 @@ from ._exceptions import (
     ValidationError,
     WebhookVerificationError,
 )
+from ._hooks import Hooks, RequestEvent, ResponseEvent, RetryEvent
 from ._models import (
     AudioChannel,
     AudioCodec,
@@ -68,7 +70,8 @@ from ._models import (
     WatermarkSize,
 )
 from ._pagination import RecordingPaginator
-from ._recordings import Recordings
+from ._recordings import Recordings, RecordingsWithRawResponse
+from ._response import APIResponse
 from ._sansio import RetryPolicy
 from ._version import __version__
 from ._waiter import RecordingWaiter
@@ -76,6 +79,7 @@ from ._waiter import RecordingWaiter
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIResponse",
     "APIResponseTooLargeError",
     "APIResponseValidationError",
     "APIStatusError",
@@ -91,6 +95,7 @@ __all__ = [
     "ConflictError",
     "DEFAULT_RATE_LIMIT",
     "DownloadError",
+    "Hooks",
     "InteractiveConfig",
     "InteractiveConfigType",
     "InternalServerError",
@@ -114,6 +119,11 @@ __all__ = [
     "RecordingStatus",
     "RecordingWaiter",
     "Recordings",
+    "RecordingsWithRawResponse",
+    "RequestEvent",
+    "RequestOptions",
+    "ResponseEvent",
+    "RetryEvent",
     "RetryPolicy",
     "RtmpOutConfig",
     "SftpAuthMethod",

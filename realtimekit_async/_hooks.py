@@ -60,7 +60,9 @@ class RetryEvent:
     error: str | None = None
 
 
-def _callables(value: Iterable[Callable[..., Any]]) -> tuple[Callable[..., Any], ...]:
+def _callables(
+    value: Callable[..., Any] | Iterable[Callable[..., Any]],
+) -> tuple[Callable[..., Any], ...]:
     hooks = (value,) if callable(value) else tuple(value)
     for hook in hooks:
         if not callable(hook):

@@ -47,3 +47,6 @@ def configure_from_env(env: Mapping[str, str] = os.environ) -> None:
     handler = _EnvHandler()
     handler.setFormatter(logging.Formatter(_FORMAT))
     logger.addHandler(handler)
+
+
+configure_from_env()  # at import: REALTIMEKIT_LOG works before any client exists

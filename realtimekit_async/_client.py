@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import platform
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -161,8 +162,7 @@ class RealtimeKit(AsyncCloseable):
     ) -> None:
         configure_from_env()
         check_int("max_concurrency", max_concurrency, 1)
-        if hooks is not None and not isinstance(hooks, Hooks):
-            raise ValidationError("hooks", f"must be a Hooks instance, got {type(hooks).__name__}")
+        _check_hooks(hooks)
         options = resolve_options(
             api_token=api_token,
             account_id=account_id,
@@ -208,6 +208,7 @@ class RealtimeKit(AsyncCloseable):
         ``hooks`` replace the original's. Closing the copy does not close the
         session; closing the original does.
         """
+        _check_hooks(hooks)
         changes: dict[str, Any] = {}
         if app_id is not None:
             changes["app_id"] = check_id("app_id", app_id)
@@ -356,7 +357,10 @@ class RealtimeKit(AsyncCloseable):
         outcome: Answer | TransportFailure
         try:
             async with self._transport.slot():  # before send: rate limit and concurrency
-                await run_hooks(self._hooks.on_request, _request_event(request, progress.attempt))
+                if self._hooks.on_request:
+                    await run_hooks(
+                        self._hooks.on_request, _request_event(request, progress.attempt)
+                    )
                 outcome = await send(
                     self._transport.session,
                     request,
@@ -385,17 +389,22 @@ class RealtimeKit(AsyncCloseable):
         elapsed: float,
     ) -> None:
         """Log the attempt (one DEBUG record with structured fields) and run response hooks."""
+        hooks = self._hooks.on_response
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if not (hooks or debug):
+            return  # the hot path of a long listing: build nothing nobody reads
         event = _response_event(request, attempt, outcome, elapsed)
-        logger.debug(
-            "%s %s -> %s in %.3fs (retry %d)",
-            event.method,
-            event.path,
-            event.status if event.status is not None else event.error,
-            elapsed,
-            attempt,
-            extra=_log_fields(event),
-        )
-        await run_hooks(self._hooks.on_response, event)
+        if debug:
+            logger.debug(
+                "%s %s -> %s in %.3fs (retry %d)",
+                event.method,
+                event.path,
+                event.status if event.status is not None else event.error,
+                elapsed,
+                attempt,
+                extra=_log_fields(event),
+            )
+        await run_hooks(hooks, event)
 
     async def _retrying(
         self, request: Request, outcome: Answer | TransportFailure, attempt: int, delay: float
@@ -428,6 +437,11 @@ class RealtimeKit(AsyncCloseable):
             },
         )
         await run_hooks(self._hooks.on_retry, event)
+
+
+def _check_hooks(hooks: object) -> None:
+    if hooks is not None and not isinstance(hooks, Hooks):
+        raise ValidationError("hooks", f"must be a Hooks instance, got {type(hooks).__name__}")
 
 
 def outcome_facts(

@@ -33,7 +33,13 @@ from ._models import (
     check_int,
 )
 from ._pagination import RecordingPaginator
-from ._response import APIResponse, raw_page_wrapper, raw_response_wrapper, record_response
+from ._response import (
+    APIResponse,
+    capturing,
+    raw_page_wrapper,
+    raw_response_wrapper,
+    record_response,
+)
 from ._sansio import action_applied, check_id, list_query, redact, redact_body
 from ._waiting import wait_for_recording
 
@@ -141,18 +147,19 @@ class Recordings:
                 body=answer.body,
                 secrets=(self._client.options.api_token,),
             )
-        record_response(
-            APIResponse(
-                method=sent.method,
-                path=sent.path,
-                status_code=answer.status,
-                headers=answer.headers,
-                content=answer.body,
-                retries_taken=sent.retries_taken,
-                elapsed=sent.elapsed,
-                parsed=parsed,
+        if capturing():
+            record_response(
+                APIResponse(
+                    method=sent.method,
+                    path=sent.path,
+                    status_code=answer.status,
+                    headers=answer.headers,
+                    content=answer.body,
+                    retries_taken=sent.retries_taken,
+                    elapsed=sent.elapsed,
+                    parsed=parsed,
+                )
             )
-        )
         return parsed  # type: ignore[no-any-return]
 
     async def _call(

@@ -22,7 +22,13 @@ if TYPE_CHECKING:
     from ._models import RecordingPage
     from ._pagination import RecordingPaginator
 
-__all__ = ["APIResponse", "capture_response", "raw_response_wrapper", "record_response"]
+__all__ = [
+    "APIResponse",
+    "capture_response",
+    "capturing",
+    "raw_response_wrapper",
+    "record_response",
+]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -61,6 +67,11 @@ class APIResponse(Generic[_T]):
 _captured: contextvars.ContextVar[list[APIResponse[Any]] | None] = contextvars.ContextVar(
     "realtimekit_async_raw_response", default=None
 )
+
+
+def capturing() -> bool:
+    """Whether a raw twin runs in this context (only then is an :class:`APIResponse` built)."""
+    return _captured.get() is not None
 
 
 def record_response(response: APIResponse[Any]) -> None:

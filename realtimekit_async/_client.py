@@ -301,14 +301,15 @@ class RealtimeKit(AsyncCloseable):
     ) -> Request:
         """The request to send, every option merged; raises :class:`ValidationError`."""
         url = self._url(app_id, segments)
-        headers = {
-            **call.extra_headers,
-            "Authorization": f"Bearer {self._options.api_token}",
-            "Accept": "application/json",
-        }
         body = merge_body(body, call.extra_body, method=method)
+        headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        if call.extra_headers:  # last, replacing ours whatever their case; never credentials
+            given = {name.lower() for name in call.extra_headers}
+            headers = {k: v for k, v in headers.items() if k.lower() not in given}
+            headers.update(call.extra_headers)
+        headers["Authorization"] = f"Bearer {self._options.api_token}"
         return Request(
             method=method,
             url=url,

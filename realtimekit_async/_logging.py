@@ -32,7 +32,7 @@ def configure_from_env(env: Mapping[str, str] = os.environ) -> None:
     Sets the level and adds one stderr handler, unless the application already
     gave the logger (or the root logger) a handler of its own; called at import
     and on every client creation, it never adds a second one. An unknown value
-    is reported once as a warning on the logger and otherwise ignored.
+    is reported as a warning on the logger and otherwise ignored.
     """
     raw = env.get(ENV_LOG, "").strip().lower()
     if not raw:

@@ -180,7 +180,7 @@ async def send(
             request.url,
             params=request.query or None,
             data=request.body,
-            headers=dict(request.headers),
+            headers=request.headers,
             timeout=timeout,
             allow_redirects=False,
         ) as response:

@@ -144,12 +144,13 @@ async def test_extra_headers_query_and_body_are_merged_last(api: Any, client: Re
     await client.recordings.start(
         "m1",
         max_seconds=60,
-        extra_headers={"X-Trace": "t1"},
+        extra_headers={"X-Trace": "t1", "accept": "application/json; v=2"},
         extra_query={"beta": "1"},
         extra_body={"max_seconds": 120, "new_flag": True},
     )
     (request,) = sent(api)
     assert request.headers["X-Trace"] == "t1"
+    assert request.headers.getall("Accept") == ["application/json; v=2"]
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert list(request.query.items()) == [("beta", "1")]
     assert json.loads(request.captured_body) == {

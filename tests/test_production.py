@@ -430,3 +430,15 @@ def test_an_unknown_realtimekit_log_value_is_reported_and_ignored(
     configure_from_env({"REALTIMEKIT_LOG": "loud"})
     assert sdk.level == logging.NOTSET
     assert "REALTIMEKIT_LOG='loud' ignored" in caplog.text
+
+
+async def test_with_options_replaces_the_hooks(api: Any) -> None:
+    first: list[RequestEvent] = []
+    second: list[RequestEvent] = []
+    api.get(f"{RECORDINGS}/{REC_ID}", payload=ok(recording_json()), repeat=True)
+    async with quick_client(hooks=Hooks(on_request=first.append)) as rtk:
+        await rtk.with_options(hooks=Hooks(on_request=second.append)).recordings.get(REC_ID)
+        await rtk.with_options(max_retries=0).recordings.get(REC_ID)  # keeps the original's
+        with pytest.raises(ValidationError, match="Hooks instance"):
+            rtk.with_options(hooks=[print])  # type: ignore[arg-type]
+    assert (len(first), len(second)) == (1, 1)

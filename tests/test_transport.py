@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
 import pytest
+from aiointercept import CallbackResult
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from realtimekit_async import (
@@ -18,6 +20,9 @@ from realtimekit_async._call import merge_body, merge_query, resolve_call
 from realtimekit_async._config import resolve_options
 from realtimekit_async._sansio import Failure
 from realtimekit_async._transport import TRANSPORT_ERRORS, Answer, classify
+from realtimekit_async.webhooks import WebhookVerifier
+
+from ._webhook_support import signed_headers
 
 OPTIONS = resolve_options(
     api_token="t",
@@ -148,3 +153,35 @@ def test_extra_body_replaces_top_level_keys() -> None:
     assert merge_body(None, None, method="GET") is None
     with pytest.raises(ValidationError, match="this GET call sends no body"):
         merge_body(None, {"x": 1}, method="GET")
+
+
+# -- the webhook key fetch goes through classify() -------------------------------------
+
+
+async def test_a_refused_key_fetch_is_classified_with_the_key_url_redacted(
+    unused_tcp_port: int,
+) -> None:
+    body = b'{"event": "x"}'
+    url = f"http://127.0.0.1:{unused_tcp_port}/keys.json?token=SECRET"
+    async with WebhookVerifier(key_url=url) as verifier:
+        with pytest.raises(APIConnectionError, match="cannot connect") as info:
+            await verifier.verify(body, signed_headers(body))
+    assert str(info.value).startswith(f"GET http://127.0.0.1:{unused_tcp_port}/keys.json?…: ")
+    assert "SECRET" not in str(info.value)
+    assert info.value.path == "/keys.json"
+    assert info.value.__context__ is None
+
+
+async def test_a_hanging_key_server_is_a_timeout(api: Any) -> None:
+    async def hang(_url: Any, **_kwargs: Any) -> CallbackResult:
+        await asyncio.sleep(1)
+        return CallbackResult(payload={})
+
+    url = "https://keys.example.com/keys.json"
+    api.get(url, callback=hang)
+    body = b'{"event": "x"}'
+    async with WebhookVerifier(key_url=url, timeout=0.05) as verifier:
+        with pytest.raises(
+            APITimeoutError, match=r"^GET https://keys\.example\.com/keys\.json: timed out$"
+        ):
+            await verifier.verify(body, signed_headers(body))

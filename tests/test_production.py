@@ -308,8 +308,10 @@ async def test_the_deadline_spans_every_attempt_against_a_hanging_server(api: An
         took = loop.time() - began
     release.set()
     assert arrived >= 2  # retried after the first attempt timed out...
-    assert len(retries) == arrived - 1  # ... but far fewer than 50 times
-    assert 0.35 <= took < 5  # never before the deadline; well before 51 attempts' worth
+    assert 1 <= len(retries) < 50  # ... but stopped by the deadline, not the retry count
+    # Never before the deadline (asyncio may fire a timer a clock tick early), and
+    # well before 51 attempts' worth.
+    assert 0.34 <= took < 5
     assert info.value.method == "GET"
 
 
@@ -335,16 +337,16 @@ async def test_a_backoff_past_the_deadline_is_not_slept(api: Any) -> None:
 
 async def test_backoffs_count_against_the_deadline(api: Any) -> None:
     url = f"{RECORDINGS}/{REC_ID}"
-    api.get(url, status=503, payload={}, headers={"retry-after": "0.2"}, repeat=True)
+    api.get(url, status=503, payload={}, headers={"retry-after": "0.4"}, repeat=True)
     retries: list[RetryEvent] = []
     async with quick_client(
-        timeout=0.5, max_retries=RetryPolicy(max_retries=5), hooks=Hooks(on_retry=retries.append)
+        timeout=1.0, max_retries=RetryPolicy(max_retries=5), hooks=Hooks(on_retry=retries.append)
     ) as rtk:
         with pytest.raises(APITimeoutError) as info:
             await rtk.recordings.get(REC_ID)
-    # Sleeps of 0.2 s: two fit before 0.5 s, a third would not (a slow machine fits fewer).
+    # Sleeps of 0.4 s: two fit before 1 s, a third would not (a slow machine fits fewer).
     assert 1 <= len(retries) <= 2
-    assert [r.delay for r in retries] == [0.2] * len(retries)
+    assert [r.delay for r in retries] == [0.4] * len(retries)
     assert len(sent(api)) == len(retries) + 1
     assert isinstance(info.value.__cause__, InternalServerError)
 

@@ -39,7 +39,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from yarl import URL
 
-from ._client import read_body
 from ._closing import AsyncCloseable
 from ._config import DEFAULT_MAX_RESPONSE_SIZE
 from ._converter import converter
@@ -47,12 +46,12 @@ from ._exceptions import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
-    APITimeoutError,
     ValidationError,
     WebhookVerificationError,
 )
 from ._models import check_int, check_seconds
 from ._sansio import NOT_JSON, redact, try_decode_json, unwrap
+from ._transport import TRANSPORT_ERRORS, Classified, classify, read_body
 from ._waiter import RecordingSnapshot, RecordingWaiter
 from ._webhook_asgi import WebhookASGIApp
 from ._webhook_core import (
@@ -357,10 +356,12 @@ class WebhookVerifier(AsyncCloseable):
             ) as response:
                 body = await read_body(response, self._max_answer, **where)
                 status, headers = response.status, response.headers
-        except TimeoutError:
-            raise APITimeoutError(f"GET {shown}: timed out", **where) from None
-        except aiohttp.ClientError as exc:
-            raise APIConnectionError(f"GET {shown}: {type(exc).__name__}", **where) from None
+        except TRANSPORT_ERRORS as exc:
+            failure: Classified | None = classify(exc, shown=shown, **where)
+        else:
+            failure = None
+        if failure is not None:  # raised here: aiohttp's exception must not be its context
+            raise failure.error
         doc = unwrap(status, headers, body, **where)
         data = doc.get("data")
         pem = data.get("publicKey") if isinstance(data, dict) else None

@@ -14,6 +14,7 @@ import realtimekit_async
 import realtimekit_async.emulator
 import realtimekit_async.emulator.pytest_plugin
 import realtimekit_async.export
+import realtimekit_async.testing
 import realtimekit_async.webhooks
 from realtimekit_async._cli import build_parser
 
@@ -23,6 +24,7 @@ PUBLIC: list[ModuleType] = [
     realtimekit_async,
     realtimekit_async.webhooks,
     realtimekit_async.export,
+    realtimekit_async.testing,
     realtimekit_async.emulator,
     realtimekit_async.emulator.pytest_plugin,
 ]

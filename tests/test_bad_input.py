@@ -28,6 +28,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from realtimekit_async import (
     AudioConfig,
     RateLimit,
+    RateLimits,
     RealtimeKit,
     RecordingWaiter,
     RetryPolicy,
@@ -160,6 +161,24 @@ ROWS: list[Row] = [
         "rate_limit.period: must be positive",
     ),
     Row(
+        "RateLimits(...)",
+        '`layers=("x",)`',
+        lambda _c: RateLimits(("x",)),  # type: ignore[arg-type]
+        "rate_limit.layers: must hold RateLimit, got 'x'",
+    ),
+    Row(
+        "RealtimeKit(...)",
+        '`rate_limit="fast"`',
+        _client(**AUTH, rate_limit="fast"),
+        "rate_limit: must be RateLimits, RateLimit or None, got 'fast'",
+    ),
+    Row(
+        "RealtimeKit(...)",
+        "`hooks=1`",
+        _client(**AUTH, hooks=1),
+        "hooks: must be a Hooks instance, got int",
+    ),
+    Row(
         "RetryPolicy(...)",
         "`max_retries=-1`",
         lambda _c: RetryPolicy(max_retries=-1),
@@ -188,6 +207,37 @@ ROWS: list[Row] = [
         "`max_retries=-2`",
         lambda c: c.with_options(max_retries=-2),
         "max_retries: must be an integer >= 0, got -2",
+    ),
+    # -- per-call options (every method takes them) -------------------------------------------
+    Row(
+        "recordings.get(..., timeout=)",
+        "`timeout=0`",
+        lambda c: c.recordings.get("r", timeout=0),
+        "timeout: must be a positive number of seconds, got 0",
+    ),
+    Row(
+        "recordings.get(..., extra_headers=)",
+        '`{"X-Trace": "a\\nb"}`',
+        lambda c: c.recordings.get("r", extra_headers={"X-Trace": "a\nb"}),
+        "extra_headers: X-Trace: must be a string without line breaks",
+    ),
+    Row(
+        "recordings.get(..., extra_headers=)",
+        '`{"Authorization": "Bearer x"}`',
+        lambda c: c.recordings.get("r", extra_headers={"Authorization": "Bearer x"}),
+        "extra_headers: Authorization is set by the client (pass api_token= for credentials)",
+    ),
+    Row(
+        "recordings.get(..., extra_body=)",
+        '`{"a": 1}`',
+        lambda c: c.recordings.get("r", extra_body={"a": 1}),
+        "extra_body: this GET call sends no body",
+    ),
+    Row(
+        "recordings.start(..., extra_body=)",
+        '`{"a": {1, 2}}`',
+        lambda c: c.recordings.start("m", extra_body={"a": {1, 2}}),
+        "extra_body: cannot be sent as JSON: Type is not JSON serializable: set",
     ),
     # -- recordings.list -------------------------------------------------------------------
     Row(
@@ -267,6 +317,12 @@ ROWS: list[Row] = [
         "`prefetch=0`",
         lambda c: c.recordings.list(prefetch=0),
         "prefetch: must be an integer >= 1, got 0",
+    ),
+    Row(
+        "recordings.list(...)",
+        "`max_pages=0`",
+        lambda c: c.recordings.list(max_pages=0),
+        "max_pages: must be an integer >= 1, got 0",
     ),
     Row(
         "any recordings method",
@@ -482,6 +538,18 @@ ROWS: list[Row] = [
         "`concurrency=0`",
         lambda c: export_recordings(c, "unused", concurrency=0),
         "concurrency: must be an integer >= 1, got 0",
+    ),
+    Row(
+        "export_recordings(...)",
+        "`max_audio_size=0`",
+        lambda c: export_recordings(c, "unused", max_audio_size=0),
+        "max_audio_size: must be an integer >= 1, got 0",
+    ),
+    Row(
+        "export_recordings(...)",
+        "`min_rate=-1`",
+        lambda c: export_recordings(c, "unused", min_rate=-1),
+        "min_rate: must be a number of bytes per second >= 0",
     ),
     Row(
         "export_recordings(...)",

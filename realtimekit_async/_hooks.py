@@ -63,7 +63,11 @@ class RetryEvent:
 def _callables(
     value: Callable[..., Any] | Iterable[Callable[..., Any]],
 ) -> tuple[Callable[..., Any], ...]:
-    hooks = (value,) if callable(value) else tuple(value)
+    if callable(value):
+        return (value,)
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ValidationError("hooks", f"must be a callable or a sequence of them, got {value!r}")
+    hooks = tuple(value)
     for hook in hooks:
         if not callable(hook):
             raise ValidationError("hooks", f"{hook!r} is not callable")

@@ -134,6 +134,10 @@ def make_tracing(tracing: object) -> Tracing:
     """The tracer for the client's ``tracing=`` argument: ``False``, ``True`` or a provider."""
     if tracing is False or tracing is None:
         return NO_TRACING
+    if tracing is not True and not callable(getattr(tracing, "get_tracer", None)):
+        raise ValidationError(
+            "tracing", f"must be True, False or an OpenTelemetry TracerProvider, got {tracing!r}"
+        )
     try:
         import opentelemetry.trace  # noqa: F401
     except ImportError:

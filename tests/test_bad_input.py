@@ -27,6 +27,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from realtimekit_async import (
     AudioConfig,
+    Hooks,
     RateLimit,
     RateLimits,
     RealtimeKit,
@@ -177,6 +178,18 @@ ROWS: list[Row] = [
         "`hooks=1`",
         _client(**AUTH, hooks=1),
         "hooks: must be a Hooks instance, got int",
+    ),
+    Row(
+        "RealtimeKit(...)",
+        '`tracing="yes"`',
+        _client(**AUTH, tracing="yes"),
+        "tracing: must be True, False or an OpenTelemetry TracerProvider, got 'yes'",
+    ),
+    Row(
+        "Hooks(...)",
+        "`on_request=1`",
+        lambda _c: Hooks(on_request=1),  # type: ignore[arg-type]
+        "hooks: must be a callable or a sequence of them, got 1",
     ),
     Row(
         "RetryPolicy(...)",

@@ -88,7 +88,6 @@ from ._emulator import (
     DEFAULT_TOKEN,
     DEFAULT_WEBHOOK_STATUSES,
     Emulator,
-    describe,
     serve,
 )
 from ._faults import (
@@ -96,39 +95,13 @@ from ._faults import (
     CLOUDFLARE_RATE_LIMITS,
     FAULT_KINDS,
     FaultConfig,
-    FaultSchedule,
-    RateLimiter,
     RateLimitRule,
     WindowRecord,
 )
-from ._state import (
-    LifecycleConfig,
-    ListQuery,
-    PageWindow,
-    RecordingStore,
-    check_action,
-    compute_file_size,
-    page_window,
-    parse_list_query,
-)
-from ._storage import (
-    RangeNotSatisfiableError,
-    UrlSigner,
-    expected_file_bytes,
-    expected_file_sha256,
-    iter_file_bytes,
-    parse_range,
-)
-from ._util import ApiError
-from ._webhooks import (
-    WebhookDelivery,
-    WebhookFaults,
-    build_status_payload,
-    verify_webhook_signature,
-)
+from ._storage import expected_file_bytes, expected_file_sha256, iter_file_bytes
+from ._webhooks import WebhookDelivery, WebhookFaults, verify_webhook_signature
 
 __all__ = [
-    "ApiError",
     "CLOUDFLARE_GLOBAL_RATE_LIMIT",
     "CLOUDFLARE_RATE_LIMITS",
     "DEFAULT_ACCOUNT_ID",
@@ -140,29 +113,14 @@ __all__ = [
     "EmulatorStats",
     "FAULT_KINDS",
     "FaultConfig",
-    "FaultSchedule",
-    "LifecycleConfig",
-    "ListQuery",
-    "PageWindow",
-    "RangeNotSatisfiableError",
     "RateLimitRule",
-    "RateLimiter",
-    "RecordingStore",
     "StorageRequest",
-    "UrlSigner",
     "WebhookDelivery",
     "WebhookFaults",
     "WindowRecord",
-    "build_status_payload",
-    "check_action",
-    "compute_file_size",
-    "describe",
     "expected_file_bytes",
     "expected_file_sha256",
     "iter_file_bytes",
-    "page_window",
-    "parse_list_query",
-    "parse_range",
     "serve",
     "verify_webhook_signature",
 ]

@@ -15,7 +15,7 @@ from typing import Any, Final, Self
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ._app import API_PREFIX, RATE_LIMIT_HEADER_STYLES, WELL_KNOWN_PATH, build_api_app
+from ._app import WELL_KNOWN_PATH, build_api_app
 from ._clock import EmulatedClock
 from ._context import (
     TRACK_RESPONSES,
@@ -32,10 +32,13 @@ from ._faults import (
     WindowRecord,
     to_rules,
 )
+from ._http import API_PREFIX, RATE_LIMIT_HEADER_STYLES
+from ._parsing import STATUSES
 from ._seed import generate_seed_data
 from ._serialize import View, recording_json
-from ._state import STATUSES, LifecycleConfig, Meeting, Recording, RecordingStore
-from ._storage import UrlSigner, build_storage_app, file_size_for
+from ._signing import UrlSigner
+from ._state import LifecycleConfig, Meeting, Recording, RecordingStore
+from ._storage import build_storage_app, file_size_for
 from ._util import caller_id, datetime_to_ms
 from ._webhooks import (
     WebhookDelivery,
@@ -301,11 +304,10 @@ class Emulator:
     def _on_status_change(self, rec: Recording, meeting: Meeting) -> None:
         if rec.status not in self._webhook_statuses or not self._sender.urls:
             return
-        signer = self._ctx.signer
         payload = build_status_payload(
             rec,
             meeting,
-            url_for=lambda r, kind: signer.url(r.id, kind, (r.expiry_ms or 0) // 1000),
+            url_for=self._ctx.signer.url_for,
             organization_id=self.app_id,
             organization_name=self.app_name,
         )
@@ -450,12 +452,11 @@ class Emulator:
         """The JSON the API would return for a recording right now. Raises KeyError."""
         self.store.run_due()
         rec = self.store.recordings[recording_id]
-        signer = self._ctx.signer
         return recording_json(
             rec,
             self.store.meetings[rec.meeting_id],
             view=view,
-            url_for=lambda r, kind: signer.url(r.id, kind, (r.expiry_ms or 0) // 1000),
+            url_for=self._ctx.signer.url_for,
             extra_fields=self._ctx.extra_fields,
         )
 

@@ -9,7 +9,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from realtimekit_async.emulator import Emulator, compute_file_size
+from realtimekit_async.emulator import Emulator
+from realtimekit_async.emulator._state import compute_file_size
 from realtimekit_async.emulator.pytest_plugin import EmulatorFactory
 
 from ._support import FIXED_START_ISO, call, control, get_recording, start

@@ -216,7 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Download the files of UPLOADED recordings (video, and audio unless\n"
             "--no-audio) into --dest, each checked against its size, hashed, and listed\n"
             "in DEST/manifest.jsonl. Run it again to resume: complete files are skipped\n"
-            "and partial downloads continue where they stopped."
+            "and partial downloads continue where they stopped. An s3://bucket/prefix\n"
+            "destination (AWS S3, R2, MinIO, ...; endpoint and credentials from AWS_*)\n"
+            "gets each file streamed into an object under the same name, and one\n"
+            "manifest segment per run under prefix/manifest/."
         ),
         epilog=(
             "Large accounts: --since/--until select recordings by invoked time (both ends\n"
@@ -229,7 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument("--dest", required=True, metavar="DIR", help="destination directory")
+    export.add_argument(
+        "--dest",
+        required=True,
+        metavar="DIR|s3://BUCKET/PREFIX",
+        help="destination directory, or bucket and prefix (AWS_* variables; s3 extra)",
+    )
     export.add_argument(
         "--status", type=_status, action="append", help="filter (repeatable; default UPLOADED)"
     )

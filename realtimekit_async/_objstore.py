@@ -441,15 +441,19 @@ class ObjectStore(AsyncCloseable):
         uploads = await self.list_incomplete_uploads()
         stale = stale_uploads(uploads, now=now or datetime.now(UTC), older_than=older_than)
         for upload in stale:
-            try:
-                with _mapped("aborting upload of", upload.key):
-                    await self._s3.abort_multipart_upload(
-                        Bucket=self._bucket, Key=upload.key, UploadId=upload.upload_id
-                    )
-            except StorageError as exc:
-                if exc.status != 404:  # already gone: what we wanted
-                    raise
+            await self.abort_upload(upload)
         return stale
+
+    async def abort_upload(self, upload: IncompleteUpload) -> None:
+        """Abort ``upload`` (one already gone is fine). Raises :class:`StorageError`."""
+        try:
+            with _mapped("aborting upload of", upload.key):
+                await self._s3.abort_multipart_upload(
+                    Bucket=self._bucket, Key=upload.key, UploadId=upload.upload_id
+                )
+        except StorageError as exc:
+            if exc.status != 404:  # already gone: what we wanted
+                raise
 
     # -- manifest segments ----------------------------------------------------------------
 

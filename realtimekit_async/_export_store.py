@@ -25,6 +25,7 @@ from typing import Final
 from ._dest import ObjectDestination, S3Settings, StoredObject
 from ._exceptions import StorageError
 from ._export_plan import (
+    CURSOR_NAME,
     FileKind,
     FileSpec,
     ManifestEntry,
@@ -155,6 +156,15 @@ class ObjectTarget:
         await self.record(found)
         return found
 
+    async def read_cursor(self) -> bytes | None:
+        return await self.store.get(CURSOR_NAME)
+
+    async def write_cursor(self, data: bytes) -> None:
+        async def body() -> AsyncIterator[bytes]:
+            yield data
+
+        await self.store.put(CURSOR_NAME, body(), content_type="application/json")
+
     def sink(self, spec: FileSpec) -> ObjectSink:
         return ObjectSink(self, spec)
 
@@ -177,7 +187,7 @@ class ObjectSink:
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_QUEUE_CHUNKS)
         self._task: asyncio.Task[StoredObject] | None = None
 
-    def hexdigest(self) -> str:
+    async def digest(self) -> str:
         return self._sha.hexdigest()
 
     async def open(self) -> None:
@@ -229,10 +239,10 @@ class ObjectSink:
         assert self._task is not None
         stored = await self._task
         self._task = None
-        if stored.size != self.size or stored.sha256 not in (None, self.hexdigest()):
+        if stored.size != self.size or stored.sha256 not in (None, self._sha.hexdigest()):
             raise StorageError(
                 f"uploading {self._spec.name}: the store holds {stored.size} bytes "
-                f"(SHA-256 {stored.sha256}), the download had {self.size} ({self.hexdigest()})",
+                f"(SHA-256 {stored.sha256}), the download had {self.size} ({self._sha.hexdigest()})",
                 key=stored.key,
                 code="ChecksumMismatch",
             )

@@ -418,6 +418,16 @@ class ObjectStore(AsyncCloseable):
             answer.get("ETag"),
         )
 
+    async def get(self, name: str) -> bytes | None:
+        """The bytes of the (small) object for ``name``, or ``None`` if there is none.
+        Raises :class:`StorageError`."""
+        try:
+            return await self._read(object_key(self.dest, name))
+        except StorageError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     # -- incomplete uploads -------------------------------------------------------------
 
     async def list_incomplete_uploads(self) -> list[IncompleteUpload]:

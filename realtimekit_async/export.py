@@ -30,6 +30,7 @@ own ``concurrency``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import functools
@@ -41,6 +42,7 @@ import stat
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final, Protocol, TypeVar
@@ -64,6 +66,8 @@ from ._exceptions import (
     ValidationError,
 )
 from ._export_plan import (
+    CURSOR_NAME,
+    DEFAULT_SYNC_LAG,
     LOCK_NAME,
     MANIFEST_NAME,
     PART_STATE_SUFFIX,
@@ -82,12 +86,14 @@ from ._export_plan import (
     PartState,
     RateGuard,
     Step,
+    SyncReport,
     clock_offset,
     declared_size_problem,
     digest_decision,
     display_url,
     download_url_of,
     download_url_problem,
+    encode_cursor,
     encode_entry,
     encode_part_state,
     entry_of,
@@ -96,14 +102,17 @@ from ._export_plan import (
     local_decision,
     needs_refresh,
     new_part_state,
+    next_cursor,
     on_body_end,
     on_error,
     on_response,
+    parse_cursor,
     parse_manifest,
     parse_part_state,
     plan_recording,
     resume_offset,
     size_limit,
+    sync_since,
 )
 from ._models import Recording, RecordingStatus, check_int, check_seconds
 from ._sansio import Failure, RetryPolicy
@@ -114,6 +123,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MANIFEST_NAME",
     "S3Settings",
+    "SyncReport",
     "ExpiredFile",
     "ExportFailure",
     "ExportProgress",
@@ -121,8 +131,10 @@ __all__ = [
     "FileKind",
     "IgnoredRecording",
     "ManifestEntry",
+    "export_one",
     "export_recordings",
     "read_manifest",
+    "sync_recordings",
 ]
 
 logger: Final = logging.getLogger("realtimekit_async.export")
@@ -131,6 +143,9 @@ logger: Final = logging.getLogger("realtimekit_async.export")
 #: buffer this is what keeps memory flat whatever the file size.
 CHUNK_SIZE: Final = 256 * 1024
 _HASH_BLOCK: Final = 1024 * 1024
+#: Chunks a download may run ahead of its writer thread (bounded memory: this
+#: many chunks of ``CHUNK_SIZE``).
+_WRITES_IN_FLIGHT: Final = 4
 #: How often (in bytes written) a ``.part``'s state file is brought up to date:
 #: what a crash can cost is re-downloading at most this much.
 _CHECKPOINT_BYTES: Final = 8 * 1024 * 1024
@@ -214,6 +229,155 @@ async def export_recordings(
     manifest cannot be written. Cancelling leaves only ``.part`` files (and
     their ``.part.meta`` state) behind, never a partial final file.
     """
+    export = _new_export(
+        client,
+        dest,
+        include_audio=include_audio,
+        concurrency=concurrency,
+        on_progress=on_progress,
+        allow_insecure_downloads=allow_insecure_downloads,
+        retry=retry,
+        url_expiry_margin=url_expiry_margin,
+        read_timeout=read_timeout,
+        max_audio_size=max_audio_size,
+        min_rate=min_rate,
+        app_id=app_id,
+        s3=s3,
+        allow_insecure_endpoint=allow_insecure_endpoint,
+    )
+    listing = client.recordings.list(
+        status=status, meeting_id=meeting_id, start_time=since, end_time=until, app_id=app_id
+    )
+    return await export.run(aiter(listing))
+
+
+async def sync_recordings(
+    client: RealtimeKit,
+    dest: str | os.PathLike[str],
+    *,
+    lag: timedelta = DEFAULT_SYNC_LAG,
+    include_audio: bool = True,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_progress: ProgressCallback | None = None,
+    allow_insecure_downloads: bool = False,
+    retry: RetryPolicy | None = None,
+    app_id: str | None = None,
+    s3: S3Settings | None = None,
+    allow_insecure_endpoint: bool = False,
+) -> SyncReport:
+    """Export every UPLOADED recording not yet in ``dest``, listing only a trailing window.
+
+    One run of a continuous sync (run it on a schedule, or ``realtimekit sync
+    --every``). The window starts ``lag`` before the cursor saved in ``dest``
+    by the last run without failures (``.realtimekit-sync.json`` in the
+    directory, or under the prefix), and never more than the 7-day retention
+    back; with no cursor it is the whole retention. The default lag, 25 hours,
+    covers the longest recording (24 h) plus an hour to upload: a recording
+    invoked before the cursor but still running then is listed once UPLOADED.
+
+    The window is walked twice: the second walk exports whatever the first did
+    not yield (offset paging can hide a recording while the list changes), so
+    a recording UPLOADED in the window throughout the run is missed only if the
+    list changes under it during both walks, and then the next run, whose
+    window still covers it, exports it. Files already in ``dest`` are skipped
+    (also those :func:`export_one` stored). The cursor moves to this run's
+    start (server clock) only when nothing failed, so failures are retried.
+    Arguments and errors are those of :func:`export_recordings`; ``lag`` must
+    be a ``timedelta`` >= 0.
+    """
+    if not isinstance(lag, timedelta) or lag < timedelta(0):
+        raise ValidationError("lag", "must be a timedelta >= 0")
+    export = _new_export(
+        client,
+        dest,
+        include_audio=include_audio,
+        concurrency=concurrency,
+        on_progress=on_progress,
+        allow_insecure_downloads=allow_insecure_downloads,
+        retry=retry,
+        app_id=app_id,
+        s3=s3,
+        allow_insecure_endpoint=allow_insecure_endpoint,
+    )
+    if client.last_server_date is None:  # learn the server's clock: the window is on it
+        await client.recordings.list(per_page=1, app_id=app_id)
+
+    def walk(since: datetime) -> AsyncIterator[Recording]:
+        listing = client.recordings.list(
+            status=RecordingStatus.UPLOADED, start_time=since, app_id=app_id
+        )
+        return aiter(listing)
+
+    return await export.sync(lag, walk)
+
+
+async def export_one(
+    client: RealtimeKit,
+    recording: Recording | str,
+    dest: str | os.PathLike[str],
+    *,
+    include_audio: bool = True,
+    on_progress: ProgressCallback | None = None,
+    allow_insecure_downloads: bool = False,
+    retry: RetryPolicy | None = None,
+    app_id: str | None = None,
+    s3: S3Settings | None = None,
+    allow_insecure_endpoint: bool = False,
+) -> ExportReport:
+    """Export one recording's files into ``dest``: what a webhook handler (or a task
+    queue) calls when a ``recording.statusUpdate`` says UPLOADED.
+
+    ``recording`` is a :class:`Recording` or an id (then fetched with
+    ``recordings.get``, for current download URLs). Idempotent with
+    :func:`export_recordings` and :func:`sync_recordings`: the same names, the
+    same manifest, so a file one of them exported is skipped by the others. A
+    recording that is not UPLOADED (yet) lands in ``report.ignored``. A local
+    ``dest`` admits one run at a time (:class:`DestinationLockedError`
+    otherwise); a bucket admits concurrent runs. Arguments and errors are those
+    of :func:`export_recordings`.
+    """
+    export = _new_export(
+        client,
+        dest,
+        include_audio=include_audio,
+        concurrency=1,
+        on_progress=on_progress,
+        allow_insecure_downloads=allow_insecure_downloads,
+        retry=retry,
+        app_id=app_id,
+        s3=s3,
+        allow_insecure_endpoint=allow_insecure_endpoint,
+    )
+    rec = (
+        recording
+        if isinstance(recording, Recording)
+        else await client.recordings.get(recording, app_id=app_id)
+    )
+
+    async def just(rec: Recording) -> AsyncIterator[Recording]:
+        yield rec
+
+    return await export.run(just(rec))
+
+
+def _new_export(
+    client: RealtimeKit,
+    dest: str | os.PathLike[str],
+    *,
+    include_audio: bool,
+    concurrency: int,
+    on_progress: ProgressCallback | None,
+    allow_insecure_downloads: bool,
+    retry: RetryPolicy | None,
+    app_id: str | None,
+    s3: S3Settings | None,
+    allow_insecure_endpoint: bool,
+    url_expiry_margin: float = DEFAULT_URL_EXPIRY_MARGIN,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+    max_audio_size: int = DEFAULT_MAX_AUDIO_SIZE,
+    min_rate: float = DEFAULT_MIN_RATE,
+) -> _Export:
+    """An export run into ``dest``, every argument checked; nothing sent yet."""
     check_int("concurrency", concurrency, 1)
     check_int("max_audio_size", max_audio_size, 1)
     if not url_expiry_margin >= 0:
@@ -230,11 +394,8 @@ async def export_recordings(
             "sends an Authorization header by default, which would reach the storage host",
         )
     target = _target_for(dest, s3, allow_insecure_endpoint=allow_insecure_endpoint)
-    listing = client.recordings.list(
-        status=status, meeting_id=meeting_id, start_time=since, end_time=until, app_id=app_id
-    )
     connect = client.options.timeout.sock_connect
-    export = _Export(
+    return _Export(
         client,
         target,
         _Settings(
@@ -253,7 +414,6 @@ async def export_recordings(
         ),
         progress=_Progress(on_progress),
     )
-    return await export.run(aiter(listing))
 
 
 @attrs.frozen
@@ -352,7 +512,8 @@ class _Sink(Protocol):
     @property
     def size(self) -> int: ...
 
-    def hexdigest(self) -> str: ...
+    async def digest(self) -> str:
+        """The hex SHA-256 of every byte written (once they all are)."""
 
     async def open(self) -> None:
         """Get ready to take bytes, keeping earlier ones when they can be resumed."""
@@ -390,6 +551,12 @@ class _Target(Protocol):
 
     def sink(self, spec: FileSpec) -> _Sink:
         """A fresh sink for ``spec``'s file."""
+
+    async def read_cursor(self) -> bytes | None:
+        """The sync cursor's bytes, or ``None`` when there is none."""
+
+    async def write_cursor(self, data: bytes) -> None:
+        """Replace the sync cursor (atomically: a reader sees the old one or the new)."""
 
 
 # -- files inside dest (blocking; run in a worker thread) -------------------------------------
@@ -471,6 +638,35 @@ def _write_plain(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as file:
         file.truncate(0)
         file.write(data)
+
+
+def _replace_plain(path: Path, data: bytes) -> None:
+    """Replace the small file at ``path`` with ``data`` atomically and durably."""
+    staged = path.with_name(path.name + PART_SUFFIX)
+    fd = _open_plain(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(staged, path)
+    _fsync_dir(path.parent)
+
+
+async def _walk_twice(walk: Callable[[], AsyncIterator[Recording]]) -> AsyncIterator[Recording]:
+    """Every recording of two walks of the same listing, each once: the second walk
+    yields what the first one missed (offset paging can hide a row that moves)."""
+    seen: set[str] = set()
+    for _ in range(2):
+        listing = walk()
+        try:
+            async for rec in listing:
+                if rec.id not in seen:
+                    seen.add(rec.id)
+                    yield rec
+        finally:
+            close = getattr(listing, "aclose", None)
+            if close is not None:
+                await close()
 
 
 def _unlink(path: Path) -> None:
@@ -765,21 +961,38 @@ class _LocalTarget:
             local = Local.SKIP if intact else Local.FETCH
         return entry if local is Local.SKIP else None
 
+    async def read_cursor(self) -> bytes | None:
+        return await _blocking(_read_plain, self.path / CURSOR_NAME)
+
+    async def write_cursor(self, data: bytes) -> None:
+        await _blocking(_replace_plain, self.path / CURSOR_NAME, data)
+
     def sink(self, spec: FileSpec) -> _Sink:
         return _LocalSink(_PartFile(self.path, spec), self.path / spec.name, self._manifest)
 
 
 class _LocalSink:
-    """A :class:`_PartFile` behind the :class:`_Sink` interface (its blocking calls in a thread)."""
+    """A :class:`_PartFile` behind the :class:`_Sink` interface.
+
+    Writes (and the hashing in them) run in the sink's own writer thread, up to
+    ``_WRITES_IN_FLIGHT`` chunks behind the network, so the next chunk is read
+    while earlier ones are hashed and written; one thread keeps them in order.
+    Every other step first waits for the writes handed over, and a failed
+    write fails every later step, so nothing is finalized past a lost chunk.
+    """
 
     def __init__(self, part: _PartFile, final: Path, manifest: _ManifestWriter) -> None:
         self._part = part
         self._final = final
         self._manifest = manifest
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtk-export-write")
+        self._pending: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._size = 0
+        self._broken: BaseException | None = None
 
     @property
     def size(self) -> int:
-        return self._part.size
+        return self._size
 
     @property
     def state(self) -> PartState | None:
@@ -797,23 +1010,58 @@ class _LocalSink:
     def resumed(self, value: bool) -> None:
         self._part.resumed = value
 
-    def hexdigest(self) -> str:
+    async def _settle(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` writes are in flight; raise a write's failure."""
+        while len(self._pending) > keep:
+            future = self._pending[0]
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # The thread cannot be interrupted: let it finish before anyone
+                # else touches the file, then let the cancellation through.
+                while self._pending:
+                    with contextlib.suppress(BaseException):
+                        await asyncio.wait([self._pending.popleft()])
+                raise
+            except BaseException as exc:
+                self._broken = self._broken or exc
+            self._pending.popleft()
+        if self._broken is not None:
+            raise self._broken
+
+    async def digest(self) -> str:
+        await self._settle()
         return self._part.hexdigest()
 
     async def open(self) -> None:
         await _blocking(self._part.open)
+        self._size = self._part.size
 
     async def write(self, data: bytes | bytearray) -> None:
-        await _blocking(self._part.write, data)
+        if self._broken is not None:
+            raise self._broken
+        loop = asyncio.get_running_loop()
+        self._pending.append(loop.run_in_executor(self._writer, self._part.write, data))
+        self._size += len(data)
+        await self._settle(keep=_WRITES_IN_FLIGHT)
 
     async def restart(self) -> None:
+        await self._settle()
         await _blocking(self._part.restart)
+        self._size = 0
 
     async def finalize(self, entry: ManifestEntry) -> ManifestEntry:
+        await self._settle()
+        assert self._part.size == self._size
         return await _blocking(self._part.finalize, self._final, self._manifest, entry)
 
     async def close(self) -> None:
-        await _blocking(self._part.close)
+        try:
+            with contextlib.suppress(Exception):
+                await self._settle()
+            await _blocking(self._part.close)
+        finally:
+            self._writer.shutdown(wait=False)
 
 
 # -- progress -----------------------------------------------------------------------------------
@@ -940,6 +1188,28 @@ class _Export:
             await self._run(recordings)
         finally:
             await self._target.close()
+        return self._report()
+
+    async def sync(
+        self, lag: timedelta, walk: Callable[[datetime], AsyncIterator[Recording]]
+    ) -> SyncReport:
+        """Export the window from the saved cursor (minus ``lag``), walked twice; save
+        the new cursor."""
+        self._entries = await self._target.open()
+        try:
+            previous = parse_cursor(await self._target.read_cursor())
+            started = self._server_now()
+            since = sync_since(previous, started, lag)
+            await self._run(_walk_twice(functools.partial(walk, since)))
+            report = self._report()
+            cursor = next_cursor(previous, started, ok=report.ok)
+            if cursor is not None and cursor != previous:
+                await self._target.write_cursor(encode_cursor(cursor))
+        finally:
+            await self._target.close()
+        return SyncReport(since=since, cursor=cursor, export=report)
+
+    def _report(self) -> ExportReport:
         return ExportReport(
             exported=tuple(sorted(self._exported, key=lambda e: e.path)),
             skipped=tuple(sorted(self._skipped, key=lambda e: e.path)),
@@ -1079,7 +1349,8 @@ class _Export:
                 self._progress.sized(spec.name, spec.expected_size)
             self._progress.moved(spec.name, part.size)
             await self._fetch_until_done(source, spec, part)
-            entry = entry_of(source.listed, spec, part.size, part.hexdigest(), datetime.now(UTC))
+            digest = await part.digest()
+            entry = entry_of(source.listed, spec, part.size, digest, datetime.now(UTC))
             return await part.finalize(entry)
         finally:
             await part.close()
@@ -1091,7 +1362,7 @@ class _Export:
             url = self._url(source, spec)
             decision = await self._fetch(url, spec, part, attempt=attempt, refreshed=refreshed)
             if decision.step is Step.DONE:
-                decision = digest_decision(part.hexdigest(), part.state, resumed=part.resumed)
+                decision = digest_decision(await part.digest(), part.state, resumed=part.resumed)
             if decision.step is Step.DONE:
                 return
             if decision.step is Step.FAIL:

@@ -246,7 +246,8 @@ class ObjectSink:
                 key=stored.key,
                 code="ChecksumMismatch",
             )
-        await self._abort_superseded(stored.key)
+        if self.size > self._target.store.part_size:  # only a multipart upload can linger
+            await self._abort_superseded(stored.key)
         await self._target.record(entry)
         return entry
 

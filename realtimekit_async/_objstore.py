@@ -236,6 +236,11 @@ class ObjectStore(AsyncCloseable):
         return self._client
 
     @property
+    def part_size(self) -> int:
+        """Bytes per part of a multipart upload; a stream up to this size is one PUT."""
+        return self._part_size
+
+    @property
     def _bucket(self) -> str:
         return self.dest.bucket
 

@@ -1,7 +1,7 @@
 """The ``realtimekit`` command line.
 
 ``realtimekit recordings list|get|start|start-track|stop|pause|resume|wait|active``,
-``export``, ``emulator`` and ``demo``. Human output is an aligned table; ``--json``
+``export``, ``sync``, ``emulator`` and ``demo``. Human output is an aligned table; ``--json``
 prints JSON lines. Download URLs lose their query (a credential) unless
 ``--show-urls``. Expected failures (bad token, not found, bad argument, a failed
 wait) are one line on stderr and a non-zero exit: 2 for bad input, 1 for the rest.
@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import os
 import re
+import signal
 import sys
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
-from datetime import UTC, date, datetime
-from typing import Any, NoReturn, TextIO
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final, NoReturn, TextIO
 
 from yarl import URL
 
@@ -27,6 +28,7 @@ from ._client import RealtimeKit
 from ._config import ENV_ACCOUNT_ID, ENV_API_TOKEN, ENV_APP_ID, ENV_BASE_URL
 from ._converter import converter
 from ._exceptions import RealtimeKitError, ValidationError
+from ._export_plan import DEFAULT_SYNC_LAG
 from ._models import (
     Recording,
     RecordingPage,
@@ -41,7 +43,7 @@ from ._pagination import RecordingPaginator
 from ._sansio import encode_json
 from ._version import __version__
 from .emulator._emulator import DEFAULT_ACCOUNT_ID, DEFAULT_APP_ID, DEFAULT_TOKEN
-from .export import ExportProgress, ExportReport, export_recordings
+from .export import ExportProgress, ExportReport, export_recordings, sync_recordings
 
 __all__ = ["main"]
 
@@ -205,13 +207,15 @@ def _until(text: str) -> datetime:
 
 
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+_STORE_SCHEMES: Final = ("s3://", "gs://", "az://", "file://")
 
 
-def _local_dir(text: str) -> str:
-    # "s3://bucket/x" would otherwise become a local directory named "s3:".
-    if _URL_SCHEME.match(text):
+def _destination(text: str) -> str:
+    # Any other "scheme://..." would otherwise become a local directory named "scheme:";
+    # gs:// and az:// get the export's own explanation of what to use instead.
+    if _URL_SCHEME.match(text) and not text.lower().startswith(_STORE_SCHEMES):
         raise argparse.ArgumentTypeError(
-            f"exports go to a local directory; object storage URLs are not supported yet: {text!r}"
+            f"exports go to a local directory or s3://bucket/prefix, not {text!r}"
         )
     return text
 
@@ -224,6 +228,30 @@ def _seconds(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
     return value
+
+
+_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_UNIT_SECONDS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration for ``--lag``/``--every``: a number with an optional unit s, m, h or d
+    (``90``, ``15m``, ``2h``, ``1.5d``)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a duration like 90s, 15m, 2h or 1d: {text!r}")
+    return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+def _add_dest(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dest",
+        required=True,
+        type=_destination,
+        metavar="DIR|s3://BUCKET/PREFIX",
+        help="destination directory (created if missing), or bucket and prefix "
+        "(credentials from AWS_* variables; needs the s3 extra)",
+    )
 
 
 def _positive(text: str) -> int:
@@ -407,7 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Download the files of UPLOADED recordings (video, and audio unless\n"
             "--no-audio) into --dest, each checked against its size, hashed, and listed\n"
             "in DEST/manifest.jsonl. Run it again to resume: complete files are skipped\n"
-            "and partial downloads continue where they stopped."
+            "and partial downloads continue where they stopped. An s3://bucket/prefix\n"
+            "destination (AWS S3, R2, MinIO, ...; endpoint and credentials from AWS_*)\n"
+            "gets each file streamed into an object under the same name, and one\n"
+            "manifest segment per run under prefix/manifest/."
         ),
         epilog=(
             "Large accounts: --since/--until select recordings by invoked time (both ends\n"
@@ -420,13 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=_DescribedHelpFormatter,
     )
-    export.add_argument(
-        "--dest",
-        required=True,
-        type=_local_dir,
-        metavar="DIR",
-        help="local destination directory (created if missing)",
-    )
+    _add_dest(export)
     export.add_argument(
         "--status", type=_status, action="append", help="filter (repeatable; default: UPLOADED)"
     )
@@ -445,6 +470,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--concurrency", type=_positive, default=4, help="parallel downloads")
     export.add_argument("--no-audio", action="store_true", help="skip separate audio files")
+
+    sync = command(
+        commands,
+        "sync",
+        "export UPLOADED recordings not yet in a destination (repeatable)",
+        parents=[common],
+        description=(
+            "Export every UPLOADED recording not yet in --dest (a directory or\n"
+            "s3://bucket/prefix), listing only recordings invoked after the cursor the\n"
+            "last run saved in --dest, minus --lag (at most the 7-day retention). The\n"
+            "window is walked twice, so a recording the first walk missed (the list\n"
+            "changing under offset paging) is exported by the second. Exits 0 when\n"
+            "caught up, 1 when a file failed (the cursor then stays, so the next run\n"
+            "retries it)."
+        ),
+        epilog=(
+            "--lag (default 25h: the longest recording, 24 h, plus an hour to upload)\n"
+            "must cover how long a recording can stay RECORDING or UPLOADING; with\n"
+            "recordings capped shorter, a shorter lag lists less. --every repeats the\n"
+            "run until SIGTERM or SIGINT; a file in flight then is abandoned safely (a\n"
+            "local .part is resumed later; an upload is aborted) and the exit code is 0."
+        ),
+        formatter_class=_DescribedHelpFormatter,
+    )
+    _add_dest(sync)
+    sync.add_argument(
+        "--lag",
+        type=parse_duration,
+        default=DEFAULT_SYNC_LAG,
+        help="how far before the saved cursor each run lists again",
+    )
+    sync.add_argument(
+        "--every",
+        type=parse_duration,
+        help="repeat at this interval until SIGTERM/SIGINT (default: run once)",
+    )
+    sync.add_argument("--concurrency", type=_positive, default=4, help="parallel downloads")
+    sync.add_argument("--no-audio", action="store_true", help="skip separate audio files")
 
     emulator = command(commands, "emulator", "run a local RealtimeKit emulator")
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -714,6 +777,61 @@ async def _export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_FAILURE if report.failed else EXIT_OK
 
 
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM and SIGINT while inside (where the loop supports it)."""
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def _sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    stop = asyncio.Event()
+    with _stop_on_signals(stop):
+        async with open_client(args) as client:
+            while True:
+                with export_progress(err) as on_progress:
+                    running = asyncio.ensure_future(
+                        sync_recordings(
+                            client,
+                            args.dest,
+                            lag=args.lag,
+                            include_audio=not args.no_audio,
+                            concurrency=args.concurrency,
+                            on_progress=on_progress,
+                        )
+                    )
+                    stopping = asyncio.ensure_future(stop.wait())
+                    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    stopping.cancel()
+                    if not running.done():
+                        running.cancel()  # the file in flight is abandoned safely
+                        await asyncio.wait([running])
+                        print("realtimekit: stopped; the run in progress was abandoned", file=err)
+                        return EXIT_OK
+                report = running.result()
+                if args.json:
+                    print(encode_json(converter.unstructure(report)).decode(), file=out)
+                else:
+                    print(export_summary(report.export), file=out)
+                    print(f"listed from {_when(report.since)}", file=out)
+                code = EXIT_OK if report.caught_up else EXIT_FAILURE
+                if args.every is None:
+                    return code
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), args.every.total_seconds())
+                if stop.is_set():
+                    return EXIT_OK
+
+
 async def _emulator(args: argparse.Namespace, out: TextIO) -> int:
     from .emulator import serve
 
@@ -815,6 +933,8 @@ async def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return await _recordings(args, out)
     if args.command == "export":
         return await _export(args, out, err)
+    if args.command == "sync":
+        return await _sync(args, out, err)
     if args.command == "emulator":
         return await _emulator(args, out)
     return await demo(out)

@@ -21,6 +21,9 @@ from realtimekit_async.emulator._context import CTX_KEY
 
 from ._schema import answer_problems
 
+# The moto S3 server and its helpers, for every test module that stores objects.
+pytest_plugins = ("tests._moto_support",)
+
 TOKEN = "test-token-5f2b8c"
 ACCOUNT = "acc123"
 APP = "app456"

@@ -801,9 +801,9 @@ CLI_ROWS: list[tuple[list[str], str]] = [
     ),
     (["export"], "realtimekit export: error: the following arguments are required: --dest"),
     (
-        ["export", "--dest", "s3://bucket/x"],
-        "realtimekit export: error: argument --dest: exports go to a local directory; "
-        "object storage URLs are not supported yet: 's3://bucket/x'",
+        ["export", "--dest", "https://host/x"],
+        "realtimekit export: error: argument --dest: exports go to a local directory "
+        "or s3://bucket/prefix, not 'https://host/x'",
     ),
     (
         ["export", "--dest", "out", "--concurrency", "0"],

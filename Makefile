@@ -4,27 +4,50 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+SITE   ?= site
+
+# `make demo` runs this checkout's source (`python -m`, from this directory) in its own
+# virtualenv holding only the runtime dependencies, read from pyproject.toml: no
+# extras and no build step, so a fresh `make demo` takes seconds.
+DEMO_VENV  ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed-stamp
+DEMO_REQS  := $(DEMO_VENV)/requirements.txt
 
 OLD_VENV  ?= .venv-oldest
 OLD_STAMP := $(OLD_VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit test-oldest soak bench bench-smoke bench-objstore clean
+.PHONY: install demo test lint typecheck unit docs docs-serve test-oldest soak bench bench-smoke bench-objstore clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,cli,bench,s3]'
+	$(BIN)/python -m pip install --quiet -e '.[test,cli,bench,s3,docs]'
 	touch $(STAMP)
+
+# When the interpreter has a pip that can install into another environment
+# (--python, pip >= 22.3), the demo's venv is made without one: ensurepip is most
+# of a fresh venv's time.
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv --without-pip $(DEMO_VENV)
+	$(PYTHON) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > $(DEMO_REQS)
+	@if $(PYTHON) -m pip --python $(DEMO_VENV)/bin/python --version >/dev/null 2>&1; then \
+	    set -x; $(PYTHON) -m pip --python $(DEMO_VENV)/bin/python install --quiet -r $(DEMO_REQS); \
+	else \
+	    set -x; $(DEMO_VENV)/bin/python -m ensurepip --default-pip >/dev/null && \
+	    $(DEMO_VENV)/bin/python -m pip install --quiet -r $(DEMO_REQS); \
+	fi
+	touch $(DEMO_STAMP)
 
 install: $(STAMP)
 
 ## The main job: a recording lifecycle against the embedded emulator.
-demo: $(STAMP)
-	$(BIN)/realtimekit demo
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/python -m realtimekit_async demo
 
-## Lint, types and the whole test suite (with coverage of the package, floor in pyproject.toml), on the newest and the oldest supported
+## Lint, types, the whole test suite (with coverage of the package, floor in
+## pyproject.toml) and the docs build, on the newest and the oldest supported
 ## dependencies (what CI runs).
-test: lint typecheck unit test-oldest
+test: lint typecheck unit docs test-oldest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -36,15 +59,25 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest --cov --cov-report=term
 
+## The documentation site (mkdocs.yml, docs/) into $(SITE)/; --strict turns a
+## broken link or API reference into a failure (not with --quiet, which hides the
+## warnings it counts). Needs no network.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(SITE)
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
+
 $(OLD_STAMP): pyproject.toml constraints-oldest.txt
 	$(PYTHON) -m venv $(OLD_VENV)
 	$(OLD_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(OLD_VENV)/bin/python -m pip install --quiet -c constraints-oldest.txt -e '.[test,cli,s3]'
 	touch $(OLD_STAMP)
 
-## The suite again on the oldest versions pyproject.toml admits (constraints-oldest.txt).
+## The suite again on the oldest versions pyproject.toml admits (constraints-oldest.txt),
+## less the docs and packaging checks (marked `newest`), which the first run covers.
 test-oldest: $(OLD_STAMP)
-	$(OLD_VENV)/bin/pytest -q -m "not slow"
+	$(OLD_VENV)/bin/pytest -q -m "not slow and not newest"
 
 ## The full chaos soak (~10 % faults): 20,000 listed, 500 exported, 200 start/stop
 ## cycles; figures in benchmarks/results/soak-full.json. `unit` runs a smaller one.
@@ -66,4 +99,4 @@ bench-objstore: $(STAMP)
 	$(BIN)/python -m benchmarks.objstore_eval
 
 clean:
-	rm -rf $(VENV) $(OLD_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OLD_VENV) $(DEMO_VENV) $(SITE) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
@@ -455,12 +455,100 @@ async def _download_urls(spec: Spec) -> list[str]:
     return urls
 
 
+_S3_PART: Final = 8 * 1024 * 1024
+
+
+def _s3_client(spec: Spec) -> Any:
+    from aiobotocore.session import get_session
+
+    return get_session().create_client(
+        "s3",
+        endpoint_url=spec["s3_endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench-secret",
+    )
+
+
+async def _raw_s3_copy(
+    session: aiohttp.ClientSession, s3: Any, bucket: str, key: str, url: str, chunk: int
+) -> int:
+    """Stream one file into the store with aiobotocore: one PUT when it fits in a
+    part, else a multipart upload of 8 MiB parts, one at a time (the floor)."""
+    buffer = bytearray()
+    parts: list[dict[str, Any]] = []
+    upload_id: str | None = None
+    total = 0
+    async with session.get(url) as resp:
+        resp.raise_for_status()
+        async for block in resp.content.iter_chunked(chunk):
+            buffer += block
+            total += len(block)
+            if len(buffer) >= _S3_PART:
+                if upload_id is None:
+                    started = await s3.create_multipart_upload(Bucket=bucket, Key=key)
+                    upload_id = started["UploadId"]
+                body, buffer = bytes(buffer[:_S3_PART]), buffer[_S3_PART:]
+                n = len(parts) + 1
+                answer = await s3.upload_part(
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=body
+                )
+                parts.append({"PartNumber": n, "ETag": answer["ETag"]})
+    if upload_id is None:
+        await s3.put_object(Bucket=bucket, Key=key, Body=bytes(buffer))
+        return total
+    if buffer:
+        n = len(parts) + 1
+        answer = await s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=bytes(buffer)
+        )
+        parts.append({"PartNumber": n, "ETag": answer["ETag"]})
+    await s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+    return total
+
+
+async def export_raw_s3(spec: Spec, urls: list[str]) -> int:
+    """Raw streaming copy of every file into the bucket, ``concurrency`` at a time."""
+    total = 0
+    queue = iter(enumerate(urls))
+    async with aiohttp.ClientSession() as session, _s3_client(spec) as s3:
+
+        async def worker() -> None:
+            nonlocal total
+            for i, url in queue:
+                key = f"raw/{i}.mp4"
+                n = await _raw_s3_copy(session, s3, spec["bucket"], key, url, spec["chunk"])
+                total += n  # after the await: `total += await ...` would lose updates
+
+        await asyncio.gather(*(worker() for _ in range(spec["concurrency"])))
+    return total
+
+
+async def _create_bucket(spec: Spec) -> None:
+    async with _s3_client(spec) as s3:
+        await s3.create_bucket(Bucket=spec["bucket"])
+
+
 async def export_sdk(spec: Spec, dest: Path) -> int:
     """``export_recordings`` with its defaults (concurrency, chunking, hashing, fsync)."""
     from realtimekit_async.export import export_recordings
 
+    target: str | Path = dest
+    s3 = None
+    if "s3_endpoint" in spec:
+        from realtimekit_async._dest import S3Settings
+
+        target = f"s3://{spec['bucket']}/sdk"
+        s3 = S3Settings(
+            endpoint_url=spec["s3_endpoint"],
+            region="us-east-1",
+            access_key_id="bench",
+            secret_access_key="bench-secret",
+        )
     async with _sdk_client(spec) as client:
-        report = await export_recordings(client, dest)
+        report = await export_recordings(client, target, s3=s3)
     if report.failed or len(report.exported) != len(spec["file_ids"]):
         raise SystemExit(f"export: {len(report.exported)} exported, failed: {report.failed}")
     return report.bytes
@@ -471,9 +559,14 @@ async def run_export(spec: Spec) -> Result:
     raw = spec["client"].startswith("raw")
     urls = await _download_urls(spec) if raw else []
     _preload(spec["client"])
+    to_s3 = "s3_endpoint" in spec
+    if to_s3:
+        await _create_bucket(spec)
     meter = Meter()
     with meter.measure():
-        if raw:
+        if raw and to_s3:
+            written = await export_raw_s3(spec, urls)
+        elif raw:
             written = await export_raw(spec, dest, urls)
         else:
             written = await export_sdk(spec, dest)

@@ -21,8 +21,9 @@ Run it (settings come from the environment, like the SDK's)::
 
 Optional: ``REALTIMEKIT_WEBHOOK_PUBLIC_KEY`` (PEM; otherwise fetched),
 ``REALTIMEKIT_WEBHOOK_KEY_URL`` (where to fetch it), ``REALTIMEKIT_BASE_URL``.
-To try it locally, run ``realtimekit emulator`` and point the base URL, token
-and key URL at it.
+To try it locally, run ``realtimekit emulator --webhook-url
+http://127.0.0.1:8080/webhooks``, export the variables it prints, and set
+``REALTIMEKIT_WEBHOOK_KEY_URL`` to the webhook public key URL it prints.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ async with RealtimeKit(app_id="...") as client:
         print(recording.id, recording.download_url_expiry)
 """
 
+from ._call import RequestOptions
 from ._client import RealtimeKit
 from ._config import ClientOptions
 from ._exceptions import (
@@ -32,6 +33,7 @@ from ._exceptions import (
     ValidationError,
     WebhookVerificationError,
 )
+from ._hooks import Hooks, RequestEvent, ResponseEvent, RetryEvent
 from ._models import (
     AudioChannel,
     AudioCodec,
@@ -76,13 +78,15 @@ from ._models import (
 from ._pagination import RecordingPaginator
 from ._policies import RetryPolicy
 from ._ratelimit import DEFAULT_RATE_LIMITS, GLOBAL_RATE_LIMITS, RateBudget, RateLimit, RateLimits
-from ._recordings import Recordings
+from ._recordings import Recordings, RecordingsWithRawResponse
+from ._response import APIResponse
 from ._version import __version__
 from ._webhook_waiter import RecordingWaiter
 
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIResponse",
     "APIResponseTooLargeError",
     "APIResponseValidationError",
     "APIStatusError",
@@ -101,6 +105,7 @@ __all__ = [
     "DownloadError",
     "ExportError",
     "GLOBAL_RATE_LIMITS",
+    "Hooks",
     "InteractiveConfig",
     "InteractiveConfigType",
     "InternalServerError",
@@ -129,6 +134,11 @@ __all__ = [
     "RecordingStatus",
     "RecordingWaiter",
     "Recordings",
+    "RecordingsWithRawResponse",
+    "RequestEvent",
+    "RequestOptions",
+    "ResponseEvent",
+    "RetryEvent",
     "RetryPolicy",
     "RtmpOutConfig",
     "SftpAuthMethod",

@@ -13,15 +13,15 @@ import logging
 import platform
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import aiohttp
 import attrs
-from aiohttp import hdrs
 from yarl import URL
 
+from ._call import CallSettings, merge_body, merge_query
 from ._closing import AsyncCloseable
 from ._config import (
     DEFAULT_MAX_CONCURRENCY,
@@ -33,13 +33,15 @@ from ._config import (
     to_timeout,
 )
 from ._exceptions import (
-    APIConnectionError,
     APIError,
     APIResponseTooLargeError,
     APITimeoutError,
     RealtimeKitError,
     ValidationError,
 )
+from ._hooks import Hooks, RequestEvent, ResponseEvent, RetryEvent, run_hooks
+from ._logging import configure_from_env, logger
+from ._otel import AttemptSpan, Tracing, make_tracing
 from ._policies import RetryPolicy
 from ._ratelimit import (
     DEFAULT_RATE_LIMITS,
@@ -52,59 +54,29 @@ from ._ratelimit import (
 from ._recordings import Recordings
 from ._sansio import (
     Failure,
+    encode_json,
     possibly_processed,
     recordings_url,
     retry_delay,
     status_error,
     unwrap,
 )
+from ._transport import Answer, Request, TransportFailure, read_body, send
 from ._validation import check_id, check_int
 from ._version import __version__
 
-__all__ = ["RealtimeKit", "read_body"]
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
-logger: Final = logging.getLogger("realtimekit_async")
+__all__ = ["RealtimeKit", "Sent", "read_body"]
+
+#: The part of every route template before ``/recordings``.
+API_ROUTE: Final = "/accounts/{account_id}/realtime/kit/{app_id}"
 
 USER_AGENT: Final = (
     f"realtimekit_async/{__version__} (Python {platform.python_version()}; "
     f"aiohttp {aiohttp.__version__})"
 )
-
-
-_READ_CHUNK: Final = 64 * 1024
-
-
-async def read_body(
-    response: aiohttp.ClientResponse, limit: int, *, method: str, path: str
-) -> bytes:
-    """Read an answer's whole body, or raise :class:`APIResponseTooLargeError` past ``limit``.
-
-    The body is read piece by piece as aiohttp inflates it, so what is counted
-    is what would be held in memory: a small gzip bomb or an endless chunked
-    body fails at ``limit`` bytes, whatever ``Content-Length`` claims.
-    """
-
-    def too_large() -> APIResponseTooLargeError:
-        return APIResponseTooLargeError(
-            f"{method} {path}: HTTP {response.status} answer is larger than {limit} bytes "
-            "(raise max_response_size if this is expected)",
-            status=response.status,
-            limit=limit,
-            method=method,
-            path=path,
-        )
-
-    declared = response.content_length
-    if declared is not None and declared > limit and hdrs.CONTENT_ENCODING not in response.headers:
-        raise too_large()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(_READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class _Transport:
@@ -120,14 +92,17 @@ class _Transport:
         session: aiohttp.ClientSession | None,
         rate_limit: RateLimits | None,
         max_concurrency: int,
+        tracing: Tracing,
     ) -> None:
         self._session = session
+        self.tracing = tracing
         self._owns_session = session is None
         self._closed = False
         self.limiter = RateLimiter(rate_limit) if rate_limit is not None else None
         self._gate = asyncio.Lock()
         self.slots = asyncio.Semaphore(max_concurrency)
         self.last_date: tuple[str | None, datetime] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -141,11 +116,28 @@ class _Transport:
             )
         return self._session
 
+    def check_loop(self) -> None:
+        """Raise :class:`RealtimeKitError` when used from another event loop than the first.
+
+        The session, the rate-limit gate and the semaphore all belong to that loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise RealtimeKitError(
+                "this client was first used in another event loop (each asyncio.run() "
+                "starts a new one): create the client inside the coroutine that uses it, "
+                "with `async with RealtimeKit() as client:`"
+            )
+
     async def pace(self, method: str, path: str, *, possibly_applied: bool) -> int:
         """Wait for this attempt's turn under the rate limits; return its ticket.
 
-        Raises :class:`RateLimitError` at once while a long 429 block lasts.
+        Raises :class:`RateLimitError` at once while a long 429 block lasts, and
+        :class:`RealtimeKitError` in another event loop than the first one used.
         """
+        self.check_loop()
         if self.limiter is None:
             return 0
         self._fail_fast(method, path, possibly_applied)
@@ -186,7 +178,12 @@ class _Transport:
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Wait for a concurrency slot."""
+        """Wait for a concurrency slot.
+
+        Raises :class:`RealtimeKitError` in another event loop than the first
+        one used (see :meth:`check_loop`).
+        """
+        self.check_loop()
         async with self.slots:
             yield
 
@@ -210,6 +207,12 @@ class RealtimeKit(AsyncCloseable):
     ``max_retries`` is a count, or a :class:`RetryPolicy` to also set the backoff. An answer whose
     body (inflated) exceeds ``max_response_size`` bytes (default 8 MiB) raises
     :class:`APIResponseTooLargeError`.
+
+    ``timeout`` is each call's deadline, every retry and backoff included (a
+    ``ClientTimeout`` also sets per-socket limits; its ``total`` is the
+    deadline). ``hooks`` observe every attempt (:class:`Hooks`); ``tracing=True``
+    (or an OpenTelemetry ``TracerProvider``) makes a span per attempt, with the
+    ``otel`` extra installed.
     """
 
     recordings: Recordings
@@ -227,8 +230,12 @@ class RealtimeKit(AsyncCloseable):
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         session: aiohttp.ClientSession | None = None,
+        hooks: Hooks | None = None,
+        tracing: bool | TracerProvider = False,
     ) -> None:
+        configure_from_env()
         check_int("max_concurrency", max_concurrency, 1)
+        _check_hooks(hooks)
         options = resolve_options(
             api_token=api_token,
             account_id=account_id,
@@ -239,11 +246,16 @@ class RealtimeKit(AsyncCloseable):
             max_response_size=max_response_size,
         )
         limits = to_rate_limits(rate_limit)
-        self._init(options, _Transport(session, limits, max_concurrency), owner=True)
+        transport = _Transport(session, limits, max_concurrency, make_tracing(tracing))
+        self._init(options, transport, hooks or Hooks(), owner=True)
 
-    def _init(self, options: ClientOptions, transport: _Transport, *, owner: bool) -> None:
+    def _init(
+        self, options: ClientOptions, transport: _Transport, hooks: Hooks, *, owner: bool
+    ) -> None:
         self._options = options
         self._transport = transport
+        self._hooks = hooks
+        self._tracing = transport.tracing
         self._owner = owner
         self.recordings = Recordings(self)
 
@@ -280,11 +292,14 @@ class RealtimeKit(AsyncCloseable):
         app_id: str | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
         max_retries: int | RetryPolicy | None = None,
+        hooks: Hooks | None = None,
     ) -> RealtimeKit:
         """A copy of this client with some settings changed, sharing its session and limits.
 
-        Closing the copy does not close the session; closing the original does.
+        ``hooks`` replace the original's. Closing the copy does not close the
+        session; closing the original does.
         """
+        _check_hooks(hooks)
         changes: dict[str, Any] = {}
         if app_id is not None:
             changes["app_id"] = check_id("app_id", app_id)
@@ -299,7 +314,12 @@ class RealtimeKit(AsyncCloseable):
                 )
             )
         clone = copy.copy(self)  # of this class, without running __init__ again
-        clone._init(attrs.evolve(self._options, **changes), self._transport, owner=False)
+        clone._init(
+            attrs.evolve(self._options, **changes),
+            self._transport,
+            self._hooks if hooks is None else hooks,
+            owner=False,
+        )
         return clone
 
     async def __aenter__(self) -> Self:
@@ -330,119 +350,321 @@ class RealtimeKit(AsyncCloseable):
         method: str,
         segments: Sequence[str] = (),
         *,
+        route: str,
+        call: CallSettings,
         app_id: str | None = None,
-        query: Sequence[tuple[str, str]] | None = None,
-        body: bytes | None = None,
+        query: Sequence[tuple[str, str]] = (),
+        body: Any = None,
         idempotent: bool = True,
-    ) -> dict[str, Any]:
-        """Send one API call, retrying as the policy allows; return the decoded envelope.
+    ) -> Sent:
+        """Send one API call, retrying as ``call`` allows within its deadline.
 
-        Raises :class:`APIStatusError` subclasses, :class:`APIConnectionError`,
-        :class:`APITimeoutError` or :class:`APIResponseValidationError` (its
-        subclass :class:`APIResponseTooLargeError` for an answer past the bound).
+        Returns the answer with its decoded envelope. Raises
+        :class:`APIStatusError` subclasses, :class:`APIConnectionError`,
+        :class:`APITimeoutError` (also when the deadline passes) or
+        :class:`APIResponseValidationError` (:class:`APIResponseTooLargeError`
+        for an answer past the bound).
         """
+        request = self._prepare(method, segments, route, call, app_id, query, body, idempotent)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        total = call.timeout.total
+        deadline = None if total is None else started + total
+        progress = _Progress(started=started, deadline=deadline)
+        try:
+            async with asyncio.timeout_at(deadline) as scope:
+                return await self._attempts(request, call, progress)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise progress.deadline_error(request, total) from None
+
+    def _prepare(
+        self,
+        method: str,
+        segments: Sequence[str],
+        route: str,
+        call: CallSettings,
+        app_id: str | None,
+        query: Sequence[tuple[str, str]],
+        body: Any,
+        idempotent: bool,
+    ) -> Request:
+        """The request to send, every option merged; raises :class:`ValidationError`."""
         url = self._url(app_id, segments)
-        options = self._options
-        path = url.raw_path
-        headers = {"Authorization": f"Bearer {options.api_token}", "Accept": "application/json"}
-        secrets = (options.api_token,)  # a server may echo them back in an error body
+        body = merge_body(body, call.extra_body, method=method)
+        headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        session = self._transport.session
-        loop = asyncio.get_running_loop()
-        attempt = 0
-        possibly_applied = False  # an earlier attempt may have been carried out
+        if call.extra_headers:  # last, replacing ours whatever their case; never credentials
+            given = {name.lower() for name in call.extra_headers}
+            headers = {k: v for k, v in headers.items() if k.lower() not in given}
+            headers.update(call.extra_headers)
+        headers["Authorization"] = f"Bearer {self._options.api_token}"
+        return Request(
+            method=method,
+            url=url,
+            route=f"{API_ROUTE}{route}",
+            headers=headers,
+            query=merge_query(query, call.extra_query),
+            body=None if body is None else encode_json(body),
+            idempotent=idempotent,
+        )
+
+    async def _attempts(self, request: Request, call: CallSettings, progress: _Progress) -> Sent:
+        """The retry loop: each attempt's outcome goes to the pure retry decision."""
+        secrets = (self._options.api_token,)  # a server may echo them back in an error body
         while True:
-            started = loop.time()
-            status: int | None = None
-            failure: Failure | None = None
-            error: APIError | None = None
-            answer_headers: Any = {}
-            # Rate limits: wait for this attempt's turn, or fail fast during a long block.
-            ticket = await self._transport.pace(method, path, possibly_applied=possibly_applied)
-            try:
-                async with (
-                    self._transport.slot(),
-                    session.request(
-                        method,
-                        url,
-                        params=query,
-                        data=body,
-                        headers=headers,
-                        timeout=options.timeout,
-                        allow_redirects=False,
-                    ) as response,
-                ):
-                    payload = await read_body(
-                        response, options.max_response_size, method=method, path=path
+            attempt = progress.attempt
+            with self._tracing.attempt(
+                method=request.method, url=request.url, route=request.route, attempt=attempt
+            ) as span:
+                outcome = await self._attempt(request, call, progress, span)
+                status, failure, headers = outcome_facts(outcome)
+                delay = retry_delay(
+                    call.retry,
+                    attempt,
+                    idempotent=request.idempotent,
+                    status=status,
+                    failure=failure,
+                    headers=headers,
+                    jitter=random.random(),
+                )
+                if delay is not None:
+                    span.retrying(delay)
+            if delay is None:
+                return progress.finish(request, outcome, secrets)
+            progress.check_backoff(request, outcome, delay, secrets)
+            progress.possibly_applied |= possibly_processed(status=status, failure=failure)
+            await self._retrying(request, outcome, attempt, delay)
+            await asyncio.sleep(delay)
+            progress.attempt += 1
+
+    async def _attempt(
+        self, request: Request, call: CallSettings, progress: _Progress, span: AttemptSpan
+    ) -> Answer | TransportFailure:
+        """Send one attempt through the limiter and report its outcome to the observers."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outcome: Answer | TransportFailure
+        # Before send: wait for this attempt's turn under the rate limits (or fail
+        # fast during a long 429 block), then for a concurrency slot.
+        ticket = await self._transport.pace(
+            request.method, request.path, possibly_applied=progress.possibly_applied
+        )
+        try:
+            async with self._transport.slot():
+                if self._hooks.on_request:
+                    await run_hooks(
+                        self._hooks.on_request, _request_event(request, progress.attempt)
                     )
-                    # Only a fully read answer counts: a body cut short is a failure.
-                    status, answer_headers = response.status, response.headers
-                    # Rate limits: the answer's headers update the shared budget.
-                    self._transport.observe(
-                        ticket, status, answer_headers, payload, options.retry.max_server_delay
-                    )
-                    self._transport.last_date = (answer_headers.get("Date"), datetime.now(UTC))
-            except APIResponseTooLargeError as exc:
-                # A success too large to read was still carried out (a started recording).
-                exc.possibly_applied = possibly_applied or 200 <= exc.status < 300
-                raise  # reading it again would cost as much: not retried
-            except aiohttp.ConnectionTimeoutError:
-                failure = Failure.CONNECT
-                error = APITimeoutError(
-                    f"{method} {path}: timed out connecting", method=method, path=path
+                outcome = await send(
+                    self._transport.session,
+                    request,
+                    timeout=call.timeout,
+                    max_response_size=self._options.max_response_size,
                 )
-            except aiohttp.ClientConnectorError as exc:
-                failure = Failure.CONNECT
-                error = APIConnectionError(
-                    # str(exc), not exc.os_error: aiohttp 3.13's certificate error lacks it.
-                    f"{method} {path}: cannot connect: {exc}",
-                    method=method,
-                    path=path,
-                )
-            except TimeoutError:
-                failure = Failure.AFTER_SEND
-                error = APITimeoutError(f"{method} {path}: timed out", method=method, path=path)
-            except aiohttp.ClientError as exc:
-                failure = Failure.AFTER_SEND
-                error = APIConnectionError(
-                    f"{method} {path}: connection failed: {type(exc).__name__}",
-                    method=method,
-                    path=path,
-                )
+        except TransportFailure as exc:
+            outcome = exc
+        except APIResponseTooLargeError as exc:
+            # A success too large to read was still carried out (a started recording).
+            exc.possibly_applied = progress.possibly_applied or 200 <= exc.status < 300
+            raise  # reading it again would cost as much: not retried
+        # After an answer (or a failure): every observer sees it before any decision.
+        if isinstance(outcome, Answer):
+            self._transport.observe(
+                ticket, outcome.status, outcome.headers, outcome.body, call.retry.max_server_delay
+            )
+            self._transport.last_date = (outcome.headers.get("Date"), datetime.now(UTC))
+            span.answered(outcome.status)
+        else:
+            span.failed(type(outcome.classified.error).__name__)
+        await self._observe(request, progress.attempt, outcome, loop.time() - started)
+        return outcome
+
+    async def _observe(
+        self,
+        request: Request,
+        attempt: int,
+        outcome: Answer | TransportFailure,
+        elapsed: float,
+    ) -> None:
+        """Log the attempt (one DEBUG record with structured fields) and run response hooks."""
+        hooks = self._hooks.on_response
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if not (hooks or debug):
+            return  # the hot path of a long listing: build nothing nobody reads
+        event = _response_event(request, attempt, outcome, elapsed)
+        if debug:
             logger.debug(
                 "%s %s -> %s in %.3fs (retry %d)",
-                method,
-                path,
-                status if status is not None else failure and failure.value,
-                loop.time() - started,
+                event.method,
+                event.path,
+                event.status if event.status is not None else event.error,
+                elapsed,
                 attempt,
+                extra=_log_fields(event),
             )
-            if status is not None and 200 <= status < 300:
-                try:
-                    return unwrap(
-                        status, answer_headers, payload, method=method, path=path, secrets=secrets
-                    )
-                except APIError as exc:
-                    exc.possibly_applied = possibly_applied
-                    raise
-            delay = retry_delay(
-                options.retry,
-                attempt,
-                idempotent=idempotent,
-                status=status,
-                failure=failure,
-                headers=answer_headers,
-                jitter=random.random(),
+        await run_hooks(hooks, event)
+
+    async def _retrying(
+        self, request: Request, outcome: Answer | TransportFailure, attempt: int, delay: float
+    ) -> None:
+        """Tell the logs, the span and the retry hooks that a backoff starts."""
+        status, _, _ = outcome_facts(outcome)
+        error = None if isinstance(outcome, Answer) else outcome.classified.kind
+        event = RetryEvent(
+            method=request.method,
+            path=request.path,
+            route=request.route,
+            attempt=attempt,
+            delay=delay,
+            status=status,
+            error=error,
+        )
+        logger.info(
+            "%s %s: retrying in %.3fs after %s (retry %d)",
+            request.method,
+            request.path,
+            delay,
+            status if status is not None else error,
+            attempt + 1,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "attempt": attempt,
+                "delay": delay,
+            },
+        )
+        await run_hooks(self._hooks.on_retry, event)
+
+
+def _check_hooks(hooks: object) -> None:
+    if hooks is not None and not isinstance(hooks, Hooks):
+        raise ValidationError("hooks", f"must be a Hooks instance, got {type(hooks).__name__}")
+
+
+def outcome_facts(
+    outcome: Answer | TransportFailure,
+) -> tuple[int | None, Failure | None, Mapping[str, str] | None]:
+    """``(status, failure, headers)`` of an attempt's outcome, as the retry decision takes them."""
+    if isinstance(outcome, Answer):
+        return outcome.status, None, outcome.headers
+    return None, outcome.classified.failure, None
+
+
+def _request_event(request: Request, attempt: int) -> RequestEvent:
+    return RequestEvent(
+        method=request.method, path=request.path, route=request.route, attempt=attempt
+    )
+
+
+def _response_event(
+    request: Request, attempt: int, outcome: Answer | TransportFailure, elapsed: float
+) -> ResponseEvent:
+    if isinstance(outcome, Answer):
+        status, request_id, error = outcome.status, outcome.request_id, None
+    else:
+        status, request_id, error = None, None, outcome.classified.failure.value
+    return ResponseEvent(
+        method=request.method,
+        path=request.path,
+        route=request.route,
+        attempt=attempt,
+        status=status,
+        elapsed=elapsed,
+        request_id=request_id,
+        error=error,
+    )
+
+
+def _log_fields(event: ResponseEvent) -> dict[str, Any]:
+    return {
+        "method": event.method,
+        "path": event.path,
+        "status": event.status,
+        "attempt": event.attempt,
+        "elapsed": event.elapsed,
+        "request_id": event.request_id,
+    }
+
+
+@attrs.frozen
+class Sent:
+    """A call's successful answer with its decoded envelope and how it was obtained."""
+
+    method: str
+    path: str
+    answer: Answer
+    doc: dict[str, Any] = attrs.field(repr=False)
+    retries_taken: int
+    elapsed: float
+
+
+@attrs.define
+class _Progress:
+    """What one call has been through so far: attempts, side effects, its deadline."""
+
+    started: float
+    deadline: float | None
+    attempt: int = 0
+    #: An earlier attempt may have been carried out by the server.
+    possibly_applied: bool = False
+
+    def finish(
+        self, request: Request, outcome: Answer | TransportFailure, secrets: Sequence[str]
+    ) -> Sent:
+        """The call's result once no retry follows: a :class:`Sent`, or the error raised."""
+        method, path = request.method, request.path
+        try:
+            if not isinstance(outcome, Answer):
+                raise outcome.classified.error
+            doc = unwrap(
+                outcome.status,
+                outcome.headers,
+                outcome.body,
+                method=method,
+                path=path,
+                secrets=secrets,
             )
-            if delay is None:
-                if error is None:
-                    assert status is not None
-                    error = status_error(
-                        status, answer_headers, payload, method=method, path=path, secrets=secrets
-                    )
-                error.possibly_applied = possibly_applied
-                raise error
-            possibly_applied |= possibly_processed(status=status, failure=failure)
-            await asyncio.sleep(delay)
-            attempt += 1
+        except APIError as exc:
+            exc.possibly_applied = self.possibly_applied
+            raise
+        elapsed = asyncio.get_running_loop().time() - self.started
+        return Sent(
+            method=method,
+            path=path,
+            answer=outcome,
+            doc=doc,
+            retries_taken=self.attempt,
+            elapsed=elapsed,
+        )
+
+    def check_backoff(
+        self,
+        request: Request,
+        outcome: Answer | TransportFailure,
+        delay: float,
+        secrets: Sequence[str],
+    ) -> None:
+        """Raise :class:`APITimeoutError` now if sleeping ``delay`` would pass the deadline."""
+        if self.deadline is None or asyncio.get_running_loop().time() + delay < self.deadline:
+            return
+        try:
+            self.finish(request, outcome, secrets)
+        except APIError as last:  # chained: what the last attempt got
+            error = self.deadline_error(request, self.deadline - self.started)
+            raise error from last
+        raise AssertionError("a retried outcome is an error")  # pragma: no cover
+
+    def deadline_error(self, request: Request, total: float | None) -> APITimeoutError:
+        """The error for a call whose deadline passed (or would pass in the next backoff)."""
+        error = APITimeoutError(
+            f"{request.method} {request.path}: no answer within the {total}s deadline "
+            f"({self.attempt + 1} attempt{'s' if self.attempt else ''})",
+            method=request.method,
+            path=request.path,
+        )
+        error.possibly_applied = self.possibly_applied
+        return error

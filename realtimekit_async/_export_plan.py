@@ -30,6 +30,15 @@ from ._policies import RetryPolicy
 from ._sansio import Failure, decode_json, encode_json, retry_delay
 
 __all__ = [
+    "CURSOR_NAME",
+    "DEFAULT_SYNC_LAG",
+    "RETENTION",
+    "SyncReport",
+    "encode_cursor",
+    "entry_of",
+    "next_cursor",
+    "parse_cursor",
+    "sync_since",
     "LOCK_NAME",
     "MANIFEST_NAME",
     "MAX_NAME_LENGTH",
@@ -810,6 +819,23 @@ def on_body_end(
 # -- the manifest ---------------------------------------------------------------------------
 
 
+def entry_of(
+    rec: Recording, spec: FileSpec, size: int, sha256: str, exported_at: datetime
+) -> ManifestEntry:
+    """The manifest entry of ``spec``'s file of ``rec``, exported with ``size`` bytes
+    hashing to ``sha256``."""
+    return ManifestEntry(
+        recording_id=rec.id,
+        meeting_id=rec.meeting.id if rec.meeting else None,
+        status=rec.status,
+        kind=spec.kind,
+        path=spec.name,
+        bytes=size,
+        sha256=sha256,
+        exported_at=exported_at,
+    )
+
+
 def encode_entry(entry: ManifestEntry) -> bytes:
     """One manifest line (JSON, newline-terminated) for ``entry``."""
     doc = converter.unstructure(entry)
@@ -874,3 +900,71 @@ class RateGuard:
             return True
         self.started, self.received = now, 0
         return False
+
+
+# -- continuous sync ---------------------------------------------------------------------------
+
+#: How long RealtimeKit keeps a recording's files: nothing older can be exported.
+RETENTION: Final = timedelta(days=7)
+#: How far before the cursor a sync lists by default: the longest recording
+#: (``max_seconds`` is at most 86,400) plus an hour for it to upload. A recording
+#: invoked before the cursor but still running or uploading then is UPLOADED (and
+#: listed) by a later run within this lag.
+DEFAULT_SYNC_LAG: Final = timedelta(hours=25)
+#: The sync cursor's name in the destination (a file, or an object under the prefix).
+CURSOR_NAME: Final = ".realtimekit-sync.json"
+
+
+def sync_since(cursor: datetime | None, now: datetime, lag: timedelta) -> datetime:
+    """The invoked time a sync run lists from: ``lag`` before the cursor, but never
+    before the retention window (nor before it on a first run, without a cursor)."""
+    oldest = now - RETENTION
+    return oldest if cursor is None else max(cursor - lag, oldest)
+
+
+def next_cursor(previous: datetime | None, started: datetime, *, ok: bool) -> datetime | None:
+    """The cursor after a run that started (on the server's clock) at ``started``.
+
+    It moves only after a run with no failure (so failed files are listed again)
+    and never backwards (a slower concurrent run cannot undo a faster one).
+    """
+    if not ok:
+        return previous
+    return started if previous is None else max(previous, started)
+
+
+def encode_cursor(cursor: datetime) -> bytes:
+    """The cursor file's bytes."""
+    return encode_json({"cursor": cursor.isoformat()}) + b"\n"
+
+
+def parse_cursor(data: bytes | None) -> datetime | None:
+    """The cursor a cursor file records; ``None`` when missing or unreadable (a full
+    retention walk then, which is slow but loses nothing)."""
+    if data is None:
+        return None
+    try:
+        doc = decode_json(data)
+        value = datetime.fromisoformat(doc["cursor"])
+    except Exception:  # any malformed content means "no cursor"
+        return None
+    return value if value.tzinfo is not None else None
+
+
+@attrs.frozen
+class SyncReport:
+    """What one sync run did: the export of the window, and the window itself.
+
+    ``since`` is the invoked time listed from; ``cursor`` is the cursor saved for
+    the next run (unchanged when something failed). ``caught_up`` says every
+    UPLOADED recording of the window is in the destination.
+    """
+
+    since: datetime
+    cursor: datetime | None
+    export: ExportReport
+
+    @property
+    def caught_up(self) -> bool:
+        """True when nothing failed."""
+        return self.export.ok

@@ -85,11 +85,15 @@ class RecordingStatus(StrEnum):
 
 
 class MeetingStatus(StrEnum):
+    """Whether a meeting accepts participants (an INACTIVE one cannot be recorded)."""
+
     ACTIVE = "ACTIVE"
     INACTIVE = "INACTIVE"
 
 
 class StorageType(StrEnum):
+    """The kind of your own storage a recording is uploaded to."""
+
     AWS = "aws"
     AZURE = "azure"
     DIGITALOCEAN = "digitalocean"
@@ -98,37 +102,51 @@ class StorageType(StrEnum):
 
 
 class SftpAuthMethod(StrEnum):
+    """How the SFTP storage of a :class:`StorageConfig` authenticates."""
+
     KEY = "KEY"
     PASSWORD = "PASSWORD"
 
 
 class CallerType(StrEnum):
+    """Whether a :class:`Caller` is the app itself or one of its users."""
+
     ORGANIZATION = "ORGANIZATION"
     USER = "USER"
 
 
 class StartReasonType(StrEnum):
+    """Why a recording started: an API call, or the meeting's record-on-start setting."""
+
     API_CALL = "API_CALL"
     RECORD_ON_START = "RECORD_ON_START"
 
 
 class StopReasonType(StrEnum):
+    """Why a recording stopped: an API call, an internal error, or everyone left."""
+
     API_CALL = "API_CALL"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     ALL_PEERS_LEFT = "ALL_PEERS_LEFT"
 
 
 class AudioChannel(StrEnum):
+    """Mono or stereo audio (:class:`AudioConfig`)."""
+
     MONO = "mono"
     STEREO = "stereo"
 
 
 class AudioCodec(StrEnum):
+    """The audio codec of a recording (:class:`AudioConfig`)."""
+
     MP3 = "MP3"
     AAC = "AAC"
 
 
 class VideoCodec(StrEnum):
+    """The video codec of a recording (:class:`VideoConfig`)."""
+
     H264 = "H264"
     VP8 = "VP8"
 
@@ -140,6 +158,8 @@ class MediaKind(StrEnum):
 
 
 class WatermarkPosition(StrEnum):
+    """The corner a :class:`Watermark` is drawn in."""
+
     LEFT_TOP = "left top"
     RIGHT_TOP = "right top"
     LEFT_BOTTOM = "left bottom"
@@ -147,26 +167,36 @@ class WatermarkPosition(StrEnum):
 
 
 class InteractiveConfigType(StrEnum):
+    """How interactive metadata is embedded (:class:`InteractiveConfig`)."""
+
     ID3 = "ID3"
 
 
 class TrackOutputType(StrEnum):
+    """Where a track layer goes: RealtimeKit's bucket or your own storage."""
+
     REALTIMEKIT_BUCKET = "REALTIMEKIT_BUCKET"
     STORAGE_CONFIG = "STORAGE_CONFIG"
 
 
 class RecordingAction(StrEnum):
+    """What ``pause_resume_stop`` does to a recording."""
+
     STOP = "stop"
     PAUSE = "pause"
     RESUME = "resume"
 
 
 class SortOrder(StrEnum):
+    """Ascending or descending order of a listing."""
+
     ASC = "ASC"
     DESC = "DESC"
 
 
 class SortBy(StrEnum):
+    """The field a listing is sorted by (only the invoked time today)."""
+
     INVOKED_TIME = "invokedTime"
 
 
@@ -292,12 +322,16 @@ class Caller:
 
 @attrs.frozen
 class StartReason:
+    """Why and by whom a recording was started."""
+
     caller: Caller | None = None
     reason: StartReasonType | None = None
 
 
 @attrs.frozen
 class StopReason:
+    """Why and by whom a recording was stopped."""
+
     caller: Caller | None = None
     reason: StopReasonType | None = None
 
@@ -355,6 +389,8 @@ class RecordingPage:
 
 @attrs.frozen
 class AudioConfig:
+    """Audio settings of a new recording; ``export_file`` also uploads a separate audio file."""
+
     channel: AudioChannel | str | None = attrs.field(default=None, validator=_one_of(AudioChannel))
     codec: AudioCodec | str | None = attrs.field(default=None, validator=_one_of(AudioCodec))
     export_file: bool | None = None
@@ -362,12 +398,16 @@ class AudioConfig:
 
 @attrs.frozen
 class WatermarkSize:
+    """The size of a :class:`Watermark` in pixels."""
+
     height: int | None = attrs.field(default=None, validator=_int_range(1))
     width: int | None = attrs.field(default=None, validator=_int_range(1))
 
 
 @attrs.frozen
 class Watermark:
+    """An image (``url``) drawn over the video, at ``position`` and ``size``."""
+
     position: WatermarkPosition | str | None = attrs.field(
         default=None, validator=_one_of(WatermarkPosition)
     )
@@ -377,6 +417,8 @@ class Watermark:
 
 @attrs.frozen
 class VideoConfig:
+    """Video settings of a new recording: codec, size in pixels and an optional watermark."""
+
     codec: VideoCodec | str | None = attrs.field(default=None, validator=_one_of(VideoCodec))
     export_file: bool | None = None
     height: int | None = attrs.field(default=None, validator=_int_range(1))
@@ -386,6 +428,8 @@ class VideoConfig:
 
 @attrs.frozen
 class InteractiveConfig:
+    """Embeds timed metadata in the recording (for interactive playback)."""
+
     type: InteractiveConfigType | str | None = attrs.field(
         default=None, validator=_one_of(InteractiveConfigType)
     )
@@ -403,6 +447,8 @@ class RealtimeKitBucketConfig:
 
 @attrs.frozen
 class RtmpOutConfig:
+    """Streams the recording live to an RTMP endpoint as well."""
+
     rtmp_url: str | None = None
 
 
@@ -440,6 +486,8 @@ class StartRecordingParams:
 
 @attrs.frozen
 class TrackOutput:
+    """One destination of a track layer; ``STORAGE_CONFIG`` needs a ``storage_config``."""
+
     type: TrackOutputType | str = attrs.field(validator=_one_of(TrackOutputType, optional=False))
     storage_config: StorageConfig | None = None
 

@@ -236,6 +236,11 @@ class ObjectStore(AsyncCloseable):
         return self._client
 
     @property
+    def part_size(self) -> int:
+        """Bytes per part of a multipart upload; a stream up to this size is one PUT."""
+        return self._part_size
+
+    @property
     def _bucket(self) -> str:
         return self.dest.bucket
 
@@ -418,6 +423,16 @@ class ObjectStore(AsyncCloseable):
             answer.get("ETag"),
         )
 
+    async def get(self, name: str) -> bytes | None:
+        """The bytes of the (small) object for ``name``, or ``None`` if there is none.
+        Raises :class:`StorageError`."""
+        try:
+            return await self._read(object_key(self.dest, name))
+        except StorageError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     # -- incomplete uploads -------------------------------------------------------------
 
     async def list_incomplete_uploads(self) -> list[IncompleteUpload]:
@@ -441,15 +456,19 @@ class ObjectStore(AsyncCloseable):
         uploads = await self.list_incomplete_uploads()
         stale = stale_uploads(uploads, now=now or datetime.now(UTC), older_than=older_than)
         for upload in stale:
-            try:
-                with _mapped("aborting upload of", upload.key):
-                    await self._s3.abort_multipart_upload(
-                        Bucket=self._bucket, Key=upload.key, UploadId=upload.upload_id
-                    )
-            except StorageError as exc:
-                if exc.status != 404:  # already gone: what we wanted
-                    raise
+            await self.abort_upload(upload)
         return stale
+
+    async def abort_upload(self, upload: IncompleteUpload) -> None:
+        """Abort ``upload`` (one already gone is fine). Raises :class:`StorageError`."""
+        try:
+            with _mapped("aborting upload of", upload.key):
+                await self._s3.abort_multipart_upload(
+                    Bucket=self._bucket, Key=upload.key, UploadId=upload.upload_id
+                )
+        except StorageError as exc:
+            if exc.status != 404:  # already gone: what we wanted
+                raise
 
     # -- manifest segments ----------------------------------------------------------------
 

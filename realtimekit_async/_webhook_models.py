@@ -82,6 +82,8 @@ class WebhookRecording:
 
 @attrs.frozen
 class WebhookOrganizer:
+    """Who organized the meeting of a webhook event."""
+
     id: str | None = None
     name: str | None = None
 

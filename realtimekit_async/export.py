@@ -30,6 +30,7 @@ own ``concurrency``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import functools
@@ -41,21 +42,32 @@ import stat
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Final, Protocol, TypeVar
 
 import aiohttp
 import attrs
 
+from ._dest import (
+    LocalDestination,
+    S3Settings,
+    Scheme,
+    parse_destination,
+    resolve_s3_settings,
+)
 from ._exceptions import (
     DestinationLockedError,
     DownloadError,
     ExportError,
     RealtimeKitError,
+    StorageError,
     ValidationError,
 )
 from ._export_plan import (
+    CURSOR_NAME,
+    DEFAULT_SYNC_LAG,
     LOCK_NAME,
     MANIFEST_NAME,
     PART_STATE_SUFFIX,
@@ -74,27 +86,33 @@ from ._export_plan import (
     PartState,
     RateGuard,
     Step,
+    SyncReport,
     clock_offset,
     declared_size_problem,
     digest_decision,
     display_url,
     download_url_of,
     download_url_problem,
+    encode_cursor,
     encode_entry,
     encode_part_state,
+    entry_of,
     if_range,
     is_expired,
     local_decision,
     needs_refresh,
     new_part_state,
+    next_cursor,
     on_body_end,
     on_error,
     on_response,
+    parse_cursor,
     parse_manifest,
     parse_part_state,
     plan_recording,
     resume_offset,
     size_limit,
+    sync_since,
 )
 from ._models import Recording, RecordingStatus
 from ._policies import RetryPolicy
@@ -106,6 +124,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MANIFEST_NAME",
+    "S3Settings",
+    "SyncReport",
     "ExpiredFile",
     "ExportFailure",
     "ExportProgress",
@@ -114,7 +134,10 @@ __all__ = [
     "IgnoredRecording",
     "ManifestEntry",
     "ProgressCallback",
+    "export_one",
     "export_recordings",
+    "read_manifest",
+    "sync_recordings",
 ]
 
 logger: Final = logging.getLogger("realtimekit_async.export")
@@ -123,6 +146,9 @@ logger: Final = logging.getLogger("realtimekit_async.export")
 #: buffer this is what keeps memory flat whatever the file size.
 CHUNK_SIZE: Final = 256 * 1024
 _HASH_BLOCK: Final = 1024 * 1024
+#: Chunks a download may run ahead of its writer thread (bounded memory: this
+#: many chunks of ``CHUNK_SIZE``, 4 MiB).
+_WRITES_IN_FLIGHT: Final = 16
 #: How often (in bytes written) a ``.part``'s state file is brought up to date:
 #: what a crash can cost is re-downloading at most this much.
 _CHECKPOINT_BYTES: Final = 8 * 1024 * 1024
@@ -158,8 +184,19 @@ async def export_recordings(
     max_audio_size: int = DEFAULT_MAX_AUDIO_SIZE,
     min_rate: float = DEFAULT_MIN_RATE,
     app_id: str | None = None,
+    s3: S3Settings | None = None,
+    allow_insecure_endpoint: bool = False,
 ) -> ExportReport:
     """Download every matching recording's files into ``dest``; return what happened.
+
+    ``dest`` is a local directory or an ``s3://bucket/prefix`` URL (AWS S3 or any
+    S3-compatible store; needs the ``s3`` extra). For a bucket, the endpoint,
+    region and credentials are ``s3`` when given, else the standard ``AWS_*``
+    variables (then botocore's own chain); a plain-http endpoint is refused
+    unless it is loopback or ``allow_insecure_endpoint``. ``gs://`` and ``az://``
+    are refused (use those stores' S3-compatible endpoints). Files stream into
+    the bucket without a temporary file, under the same relative names as a
+    local export.
 
     ``status``, ``meeting_id``, ``since`` and ``until`` filter the listing
     (``since``/``until`` bound the invoked time, so disjoint windows can be
@@ -185,7 +222,9 @@ async def export_recordings(
     (on the event loop; keep it quick).
 
     Raises :class:`ValidationError` for bad arguments (or a session that would
-    send an ``Authorization`` header to the storage host),
+    send an ``Authorization`` header to the storage host), :class:`StorageError`
+    when the bucket cannot be opened or its manifest not written (a file whose
+    upload fails lands in ``report.failed``),
     :class:`DestinationLockedError` when another export is running into
     ``dest``, :class:`ExportError` when a link or special file sits at the
     manifest's or the lock's path, the client's :class:`APIError` subclasses
@@ -193,6 +232,155 @@ async def export_recordings(
     manifest cannot be written. Cancelling leaves only ``.part`` files (and
     their ``.part.meta`` state) behind, never a partial final file.
     """
+    export = _new_export(
+        client,
+        dest,
+        include_audio=include_audio,
+        concurrency=concurrency,
+        on_progress=on_progress,
+        allow_insecure_downloads=allow_insecure_downloads,
+        retry=retry,
+        url_expiry_margin=url_expiry_margin,
+        read_timeout=read_timeout,
+        max_audio_size=max_audio_size,
+        min_rate=min_rate,
+        app_id=app_id,
+        s3=s3,
+        allow_insecure_endpoint=allow_insecure_endpoint,
+    )
+    listing = client.recordings.list(
+        status=status, meeting_id=meeting_id, start_time=since, end_time=until, app_id=app_id
+    )
+    return await export.run(aiter(listing))
+
+
+async def sync_recordings(
+    client: RealtimeKit,
+    dest: str | os.PathLike[str],
+    *,
+    lag: timedelta = DEFAULT_SYNC_LAG,
+    include_audio: bool = True,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_progress: ProgressCallback | None = None,
+    allow_insecure_downloads: bool = False,
+    retry: RetryPolicy | None = None,
+    app_id: str | None = None,
+    s3: S3Settings | None = None,
+    allow_insecure_endpoint: bool = False,
+) -> SyncReport:
+    """Export every UPLOADED recording not yet in ``dest``, listing only a trailing window.
+
+    One run of a continuous sync (run it on a schedule, or ``realtimekit sync
+    --every``). The window starts ``lag`` before the cursor saved in ``dest``
+    by the last run without failures (``.realtimekit-sync.json`` in the
+    directory, or under the prefix), and never more than the 7-day retention
+    back; with no cursor it is the whole retention. The default lag, 25 hours,
+    covers the longest recording (24 h) plus an hour to upload: a recording
+    invoked before the cursor but still running then is listed once UPLOADED.
+
+    The window is walked twice: the second walk exports whatever the first did
+    not yield (offset paging can hide a recording while the list changes), so
+    a recording UPLOADED in the window throughout the run is missed only if the
+    list changes under it during both walks, and then the next run, whose
+    window still covers it, exports it. Files already in ``dest`` are skipped
+    (also those :func:`export_one` stored). The cursor moves to this run's
+    start (server clock) only when nothing failed, so failures are retried.
+    Arguments and errors are those of :func:`export_recordings`; ``lag`` must
+    be a ``timedelta`` >= 0.
+    """
+    if not isinstance(lag, timedelta) or lag < timedelta(0):
+        raise ValidationError("lag", "must be a timedelta >= 0")
+    export = _new_export(
+        client,
+        dest,
+        include_audio=include_audio,
+        concurrency=concurrency,
+        on_progress=on_progress,
+        allow_insecure_downloads=allow_insecure_downloads,
+        retry=retry,
+        app_id=app_id,
+        s3=s3,
+        allow_insecure_endpoint=allow_insecure_endpoint,
+    )
+    if client.last_server_date is None:  # learn the server's clock: the window is on it
+        await client.recordings.list(per_page=1, app_id=app_id)
+
+    def walk(since: datetime) -> AsyncIterator[Recording]:
+        listing = client.recordings.list(
+            status=RecordingStatus.UPLOADED, start_time=since, app_id=app_id
+        )
+        return aiter(listing)
+
+    return await export.sync(lag, walk)
+
+
+async def export_one(
+    client: RealtimeKit,
+    recording: Recording | str,
+    dest: str | os.PathLike[str],
+    *,
+    include_audio: bool = True,
+    on_progress: ProgressCallback | None = None,
+    allow_insecure_downloads: bool = False,
+    retry: RetryPolicy | None = None,
+    app_id: str | None = None,
+    s3: S3Settings | None = None,
+    allow_insecure_endpoint: bool = False,
+) -> ExportReport:
+    """Export one recording's files into ``dest``: what a webhook handler (or a task
+    queue) calls when a ``recording.statusUpdate`` says UPLOADED.
+
+    ``recording`` is a :class:`Recording` or an id (then fetched with
+    ``recordings.get``, for current download URLs). Idempotent with
+    :func:`export_recordings` and :func:`sync_recordings`: the same names, the
+    same manifest, so a file one of them exported is skipped by the others. A
+    recording that is not UPLOADED (yet) lands in ``report.ignored``. A local
+    ``dest`` admits one run at a time (:class:`DestinationLockedError`
+    otherwise); a bucket admits concurrent runs. Arguments and errors are those
+    of :func:`export_recordings`.
+    """
+    export = _new_export(
+        client,
+        dest,
+        include_audio=include_audio,
+        concurrency=1,
+        on_progress=on_progress,
+        allow_insecure_downloads=allow_insecure_downloads,
+        retry=retry,
+        app_id=app_id,
+        s3=s3,
+        allow_insecure_endpoint=allow_insecure_endpoint,
+    )
+    rec = (
+        recording
+        if isinstance(recording, Recording)
+        else await client.recordings.get(recording, app_id=app_id)
+    )
+
+    async def just(rec: Recording) -> AsyncIterator[Recording]:
+        yield rec
+
+    return await export.run(just(rec))
+
+
+def _new_export(
+    client: RealtimeKit,
+    dest: str | os.PathLike[str],
+    *,
+    include_audio: bool,
+    concurrency: int,
+    on_progress: ProgressCallback | None,
+    allow_insecure_downloads: bool,
+    retry: RetryPolicy | None,
+    app_id: str | None,
+    s3: S3Settings | None,
+    allow_insecure_endpoint: bool,
+    url_expiry_margin: float = DEFAULT_URL_EXPIRY_MARGIN,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+    max_audio_size: int = DEFAULT_MAX_AUDIO_SIZE,
+    min_rate: float = DEFAULT_MIN_RATE,
+) -> _Export:
+    """An export run into ``dest``, every argument checked; nothing sent yet."""
     check_int("concurrency", concurrency, 1)
     check_int("max_audio_size", max_audio_size, 1)
     check_non_negative("url_expiry_margin", url_expiry_margin)
@@ -206,13 +394,11 @@ async def export_recordings(
             "session",
             "sends an Authorization header by default, which would reach the storage host",
         )
-    listing = client.recordings.list(
-        status=status, meeting_id=meeting_id, start_time=since, end_time=until, app_id=app_id
-    )
+    target = _target_for(dest, s3, allow_insecure_endpoint=allow_insecure_endpoint)
     connect = client.options.timeout.sock_connect
-    export = _Export(
+    return _Export(
         client,
-        Path(dest),
+        target,
         _Settings(
             include_audio=include_audio,
             concurrency=concurrency,
@@ -229,7 +415,6 @@ async def export_recordings(
         ),
         progress=_Progress(on_progress),
     )
-    return await export.run(aiter(listing))
 
 
 @attrs.frozen
@@ -244,6 +429,135 @@ class _Settings:
     min_rate: float
     max_audio_size: int
     app_id: str | None
+
+
+def _target_for(
+    dest: str | os.PathLike[str],
+    s3: S3Settings | None = None,
+    *,
+    allow_insecure_endpoint: bool = False,
+) -> _Target:
+    """The :class:`_Target` that ``dest`` names; raises :class:`ValidationError` before
+    any request for a bad destination or S3 setting."""
+    where = parse_destination(dest)
+    if isinstance(where, LocalDestination):
+        return _LocalTarget(where.path)
+    if where.scheme is not Scheme.S3:
+        raise ValidationError(
+            "dest",
+            f"{where.scheme}:// is not supported (the store library is S3-only); use "
+            "s3:// with the store's S3-compatible endpoint (GCS: "
+            "https://storage.googleapis.com with HMAC keys)",
+        )
+    settings = _checked_s3_settings(s3, allow_insecure_endpoint)
+    from ._export_store import ObjectTarget  # needs the s3 extra: imported only here
+
+    return ObjectTarget(where, settings)
+
+
+def _checked_s3_settings(s3: S3Settings | None, allow_insecure_endpoint: bool) -> S3Settings:
+    if s3 is None:
+        return resolve_s3_settings(os.environ, allow_insecure_endpoint=allow_insecure_endpoint)
+    return resolve_s3_settings(
+        {},
+        endpoint_url=s3.endpoint_url,
+        region=s3.region,
+        access_key_id=s3.access_key_id,
+        secret_access_key=s3.secret_access_key,
+        session_token=s3.session_token,
+        allow_insecure_endpoint=allow_insecure_endpoint,
+    )
+
+
+async def read_manifest(
+    dest: str | os.PathLike[str],
+    s3: S3Settings | None = None,
+    *,
+    allow_insecure_endpoint: bool = False,
+) -> tuple[ManifestEntry, ...]:
+    """Every file an export into ``dest`` (a directory or ``s3://bucket/prefix``) recorded.
+
+    One entry per ``(recording_id, kind)`` (the latest when several runs recorded
+    one), sorted by path. ``s3`` and ``allow_insecure_endpoint`` are as for
+    :func:`export_recordings`. Raises :class:`ValidationError` for a bad
+    destination, :class:`StorageError` when the store fails, :class:`OSError`
+    when the local manifest cannot be read.
+    """
+    where = parse_destination(dest)
+    if isinstance(where, LocalDestination):
+        contents = await _blocking(_load_manifest, where.path / MANIFEST_NAME)
+        entries = contents.entries
+    else:
+        target = _target_for(dest, s3, allow_insecure_endpoint=allow_insecure_endpoint)
+        from ._export_store import ObjectTarget, read_store_manifest
+
+        assert isinstance(target, ObjectTarget)
+        entries = await read_store_manifest(target.store.dest, target.settings)
+    return tuple(sorted(entries.values(), key=lambda e: (e.path, e.recording_id)))
+
+
+# -- the destination seam --------------------------------------------------------------------
+
+
+class _Sink(Protocol):
+    """Where one file's bytes go while it downloads (a ``.part`` file, or an upload).
+
+    ``size`` counts the bytes written, ``hexdigest`` is their SHA-256; ``state``
+    and ``resumed`` are the download's resume bookkeeping (see :class:`PartState`).
+    Nothing written becomes visible at the file's final place before ``finalize``.
+    """
+
+    state: PartState | None
+    resumed: bool
+
+    @property
+    def size(self) -> int: ...
+
+    async def digest(self) -> str:
+        """The hex SHA-256 of every byte written (once they all are)."""
+
+    async def open(self) -> None:
+        """Get ready to take bytes, keeping earlier ones when they can be resumed."""
+
+    async def write(self, data: bytes | bytearray) -> None:
+        """Append ``data``."""
+
+    async def restart(self) -> None:
+        """Throw away every byte written so far."""
+
+    async def finalize(self, entry: ManifestEntry) -> ManifestEntry:
+        """Make the file visible at its place and record ``entry``; the entry recorded."""
+
+    async def close(self) -> None:
+        """Release what the sink holds; a file not finalized stays invisible."""
+
+
+class _Target(Protocol):
+    """An export's destination: a directory (:class:`_LocalTarget`) or an object store.
+
+    The export loop is the same for both; only these steps differ.
+    """
+
+    async def open(self) -> dict[tuple[str, FileKind], ManifestEntry]:
+        """Claim the destination for this run; the manifest's entries by ``(id, kind)``."""
+
+    async def close(self) -> None:
+        """Make this run's manifest entries durable and release the destination."""
+
+    async def existing(
+        self, rec: Recording, spec: FileSpec, entry: ManifestEntry | None
+    ) -> ManifestEntry | None:
+        """The entry of ``spec``'s file when it is complete already (``entry`` is the
+        manifest's), else ``None`` (download it)."""
+
+    def sink(self, spec: FileSpec) -> _Sink:
+        """A fresh sink for ``spec``'s file."""
+
+    async def read_cursor(self) -> bytes | None:
+        """The sync cursor's bytes, or ``None`` when there is none."""
+
+    async def write_cursor(self, data: bytes) -> None:
+        """Replace the sync cursor (atomically: a reader sees the old one or the new)."""
 
 
 # -- files inside dest (blocking; run in a worker thread) -------------------------------------
@@ -327,6 +641,35 @@ def _write_plain(path: Path, data: bytes) -> None:
         file.write(data)
 
 
+def _replace_plain(path: Path, data: bytes) -> None:
+    """Replace the small file at ``path`` with ``data`` atomically and durably."""
+    staged = path.with_name(path.name + PART_SUFFIX)
+    fd = _open_plain(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(staged, path)
+    _fsync_dir(path.parent)
+
+
+async def _walk_twice(walk: Callable[[], AsyncIterator[Recording]]) -> AsyncIterator[Recording]:
+    """Every recording of two walks of the same listing, each once: the second walk
+    yields what the first one missed (offset paging can hide a row that moves)."""
+    seen: set[str] = set()
+    for _ in range(2):
+        listing = walk()
+        try:
+            async for rec in listing:
+                if rec.id not in seen:
+                    seen.add(rec.id)
+                    yield rec
+        finally:
+            close = getattr(listing, "aclose", None)
+            if close is not None:
+                await close()
+
+
 def _unlink(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -352,6 +695,22 @@ def _sha256_of(path: Path) -> str | None:
         while block := file.read(_HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
+
+
+_FADVISE: Final = getattr(os, "posix_fadvise", None)
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing ``length`` bytes at ``offset`` to disk now, without waiting.
+
+    On Linux, ``POSIX_FADV_DONTNEED`` on dirty pages starts their writeback; the
+    fsync before the rename then has little left to wait for, instead of a
+    whole file's worth. Elsewhere (or on failure) this does nothing.
+    """
+    if _FADVISE is None or length <= 0:
+        return
+    with contextlib.suppress(OSError):
+        _FADVISE(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -531,6 +890,7 @@ class _PartFile:
         if self.state is None or self._file is None:
             return
         self._file.flush()
+        _start_writeback(self._file.fileno(), self._saved, self.size - self._saved)
         self.state = attrs.evolve(self.state, size=self.size, sha256=self._sha.hexdigest())
         _write_plain(self._state_path, encode_part_state(self.state))
         self._saved = self.size
@@ -564,6 +924,162 @@ class _PartFile:
                 self.checkpoint()
             self._file.close()
             self._file = None
+
+
+class _LocalTarget:
+    """A directory as an export's destination: ``.part`` files renamed into place, the
+    OS lock, and ``manifest.jsonl`` (see :class:`_Target`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._manifest = _ManifestWriter(path / MANIFEST_NAME)
+        self._lock: _DestLock | None = None
+
+    async def open(self) -> dict[tuple[str, FileKind], ManifestEntry]:
+        await _blocking(functools.partial(self.path.mkdir, parents=True, exist_ok=True))
+        self._lock = await _blocking(_DestLock, self.path)
+        try:
+            contents = await _blocking(_load_manifest, self.path / MANIFEST_NAME)
+            if contents.torn:
+                logger.warning(
+                    "%s ends with a torn line (an append cut short); it is dropped and the "
+                    "file it was about is checked again",
+                    MANIFEST_NAME,
+                )
+            if contents.bad_lines:
+                logger.warning("%s: skipped %d unreadable lines", MANIFEST_NAME, contents.bad_lines)
+            await _blocking(self._manifest.open, contents.complete_length)
+        except BaseException:
+            await _blocking(self._lock.release)
+            raise
+        return contents.entries
+
+    async def close(self) -> None:
+        try:
+            await _blocking(self._manifest.close)
+        finally:
+            if self._lock is not None:
+                await _blocking(self._lock.release)
+
+    async def existing(
+        self, rec: Recording, spec: FileSpec, entry: ManifestEntry | None
+    ) -> ManifestEntry | None:
+        if entry is None:
+            return None
+        final = self.path / spec.name
+        local = local_decision(
+            entry, spec.name, await _blocking(_plain_stat, final), spec.expected_size
+        )
+        if local is Local.VERIFY:
+            intact = await _blocking(_sha256_of, final) == entry.sha256
+            if not intact:
+                logger.warning(
+                    "%s no longer matches its manifest SHA-256; fetching it again", spec.name
+                )
+            local = Local.SKIP if intact else Local.FETCH
+        return entry if local is Local.SKIP else None
+
+    async def read_cursor(self) -> bytes | None:
+        return await _blocking(_read_plain, self.path / CURSOR_NAME)
+
+    async def write_cursor(self, data: bytes) -> None:
+        await _blocking(_replace_plain, self.path / CURSOR_NAME, data)
+
+    def sink(self, spec: FileSpec) -> _Sink:
+        return _LocalSink(_PartFile(self.path, spec), self.path / spec.name, self._manifest)
+
+
+class _LocalSink:
+    """A :class:`_PartFile` behind the :class:`_Sink` interface.
+
+    Writes (and the hashing in them) run in the sink's own writer thread, up to
+    ``_WRITES_IN_FLIGHT`` chunks behind the network, so the next chunk is read
+    while earlier ones are hashed and written; one thread keeps them in order.
+    Every other step first waits for the writes handed over, and a failed
+    write fails every later step, so nothing is finalized past a lost chunk.
+    """
+
+    def __init__(self, part: _PartFile, final: Path, manifest: _ManifestWriter) -> None:
+        self._part = part
+        self._final = final
+        self._manifest = manifest
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtk-export-write")
+        self._pending: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._size = 0
+        self._broken: BaseException | None = None
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def state(self) -> PartState | None:
+        return self._part.state
+
+    @state.setter
+    def state(self, value: PartState | None) -> None:
+        self._part.state = value
+
+    @property
+    def resumed(self) -> bool:
+        return self._part.resumed
+
+    @resumed.setter
+    def resumed(self, value: bool) -> None:
+        self._part.resumed = value
+
+    async def _settle(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` writes are in flight; raise a write's failure."""
+        while len(self._pending) > keep:
+            future = self._pending[0]
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # The thread cannot be interrupted: let it finish before anyone
+                # else touches the file, then let the cancellation through.
+                while self._pending:
+                    with contextlib.suppress(BaseException):
+                        await asyncio.wait([self._pending.popleft()])
+                raise
+            except BaseException as exc:
+                self._broken = self._broken or exc
+            self._pending.popleft()
+        if self._broken is not None:
+            raise self._broken
+
+    async def digest(self) -> str:
+        await self._settle()
+        return self._part.hexdigest()
+
+    async def open(self) -> None:
+        await _blocking(self._part.open)
+        self._size = self._part.size
+
+    async def write(self, data: bytes | bytearray) -> None:
+        if self._broken is not None:
+            raise self._broken
+        loop = asyncio.get_running_loop()
+        self._pending.append(loop.run_in_executor(self._writer, self._part.write, data))
+        self._size += len(data)
+        await self._settle(keep=_WRITES_IN_FLIGHT)
+
+    async def restart(self) -> None:
+        await self._settle()
+        await _blocking(self._part.restart)
+        self._size = 0
+
+    async def finalize(self, entry: ManifestEntry) -> ManifestEntry:
+        await self._settle()
+        assert self._part.size == self._size
+        return await _blocking(self._part.finalize, self._final, self._manifest, entry)
+
+    async def close(self) -> None:
+        try:
+            with contextlib.suppress(Exception):
+                await self._settle()
+            await _blocking(self._part.close)
+        finally:
+            self._writer.shutdown(wait=False)
 
 
 # -- progress -----------------------------------------------------------------------------------
@@ -663,15 +1179,14 @@ class _Export:
     """One export run: a producer walking the listing and ``concurrency`` download workers."""
 
     def __init__(
-        self, client: RealtimeKit, dest: Path, settings: _Settings, *, progress: _Progress
+        self, client: RealtimeKit, target: _Target, settings: _Settings, *, progress: _Progress
     ) -> None:
         self._client = client
-        self._dest = dest
+        self._target = target
         self._session = client.session
         self._settings = settings
         self._progress = progress
         self._entries: dict[tuple[str, FileKind], ManifestEntry] = {}
-        self._manifest = _ManifestWriter(dest / MANIFEST_NAME)
         self._exported: list[ManifestEntry] = []
         self._skipped: list[ManifestEntry] = []
         self._failed: list[ExportFailure] = []
@@ -686,16 +1201,33 @@ class _Export:
         return datetime.now(UTC) + offset
 
     async def run(self, recordings: AsyncIterator[Recording]) -> ExportReport:
-        await _blocking(functools.partial(self._dest.mkdir, parents=True, exist_ok=True))
-        lock = await _blocking(_DestLock, self._dest)
+        self._entries = await self._target.open()
         try:
-            await self._open_manifest()
-            try:
-                await self._run(recordings)
-            finally:
-                await _blocking(self._manifest.close)
+            await self._run(recordings)
         finally:
-            await _blocking(lock.release)
+            await self._target.close()
+        return self._report()
+
+    async def sync(
+        self, lag: timedelta, walk: Callable[[datetime], AsyncIterator[Recording]]
+    ) -> SyncReport:
+        """Export the window from the saved cursor (minus ``lag``), walked twice; save
+        the new cursor."""
+        self._entries = await self._target.open()
+        try:
+            previous = parse_cursor(await self._target.read_cursor())
+            started = self._server_now()
+            since = sync_since(previous, started, lag)
+            await self._run(_walk_twice(functools.partial(walk, since)))
+            report = self._report()
+            cursor = next_cursor(previous, started, ok=report.ok)
+            if cursor is not None and cursor != previous:
+                await self._target.write_cursor(encode_cursor(cursor))
+        finally:
+            await self._target.close()
+        return SyncReport(since=since, cursor=cursor, export=report)
+
+    def _report(self) -> ExportReport:
         return ExportReport(
             exported=tuple(sorted(self._exported, key=lambda e: e.path)),
             skipped=tuple(sorted(self._skipped, key=lambda e: e.path)),
@@ -704,19 +1236,6 @@ class _Export:
             bytes=self._received,
             expired=tuple(sorted(self._expired, key=lambda x: (x.recording_id, x.kind))),
         )
-
-    async def _open_manifest(self) -> None:
-        contents = await _blocking(_load_manifest, self._dest / MANIFEST_NAME)
-        if contents.torn:
-            logger.warning(
-                "%s ends with a torn line (an append cut short); it is dropped and the "
-                "file it was about is checked again",
-                MANIFEST_NAME,
-            )
-        if contents.bad_lines:
-            logger.warning("%s: skipped %d unreadable lines", MANIFEST_NAME, contents.bad_lines)
-        self._entries = contents.entries
-        await _blocking(self._manifest.open, contents.complete_length)
 
     async def _run(self, recordings: AsyncIterator[Recording]) -> None:
         concurrency = self._settings.concurrency
@@ -778,6 +1297,13 @@ class _Export:
         for spec in todo:
             try:
                 entry = await self._download(source, spec)
+            except StorageError as exc:
+                # A concurrent run may have stored the same file meanwhile (and
+                # aborted this upload as superseded): then it is done after all.
+                if not await self._already_exported_quietly(rec, spec):
+                    self._give_up(rec, spec, exc)
+                else:
+                    self._progress.done(spec.name)
             except (DownloadError, ExportError, OSError, _ExpiredError) as exc:
                 # OSError here is the local disk: every network error became a Decision.
                 self._give_up(rec, spec, exc)
@@ -794,23 +1320,16 @@ class _Export:
 
     async def _already_exported(self, rec: Recording, spec: FileSpec) -> bool:
         """Whether the file is complete from an earlier run (then listed as skipped)."""
-        entry = self._entries.get((rec.id, spec.kind))
-        if entry is None:
-            return False
-        final = self._dest / spec.name
-        local = local_decision(
-            entry, spec.name, await _blocking(_plain_stat, final), spec.expected_size
-        )
-        if local is Local.VERIFY:
-            intact = await _blocking(_sha256_of, final) == entry.sha256
-            if not intact:
-                logger.warning(
-                    "%s no longer matches its manifest SHA-256; fetching it again", spec.name
-                )
-            local = Local.SKIP if intact else Local.FETCH
-        if local is Local.SKIP:
+        entry = await self._target.existing(rec, spec, self._entries.get((rec.id, spec.kind)))
+        if entry is not None:
             self._skipped.append(entry)
-        return local is Local.SKIP
+        return entry is not None
+
+    async def _already_exported_quietly(self, rec: Recording, spec: FileSpec) -> bool:
+        try:
+            return await self._already_exported(rec, spec)
+        except StorageError:
+            return False
 
     async def _refresh(self, source: _Source) -> None:
         """New URLs for ``source``; raises :class:`_ExpiredError` if they are expired already."""
@@ -841,60 +1360,51 @@ class _Export:
         Raises :class:`DownloadError` when it keeps failing, :class:`ExportError`
         for a planted ``.part``, :class:`_ExpiredError` and :class:`OSError` (the disk).
         """
-        part = _PartFile(self._dest, spec)
+        part = self._target.sink(spec)
         try:
-            await _blocking(part.open)
+            await part.open()
             if spec.expected_size is not None:
                 self._progress.sized(spec.name, spec.expected_size)
             self._progress.moved(spec.name, part.size)
             await self._fetch_until_done(source, spec, part)
-            listed = source.listed
-            entry = ManifestEntry(
-                recording_id=listed.id,
-                meeting_id=listed.meeting.id if listed.meeting else None,
-                status=listed.status,
-                kind=spec.kind,
-                path=spec.name,
-                bytes=part.size,
-                sha256=part.hexdigest(),
-                exported_at=datetime.now(UTC),
-            )
-            return await _blocking(part.finalize, self._dest / spec.name, self._manifest, entry)
+            digest = await part.digest()
+            entry = entry_of(source.listed, spec, part.size, digest, datetime.now(UTC))
+            return await part.finalize(entry)
         finally:
-            await _blocking(part.close)
+            await part.close()
 
-    async def _fetch_until_done(self, source: _Source, spec: FileSpec, part: _PartFile) -> None:
+    async def _fetch_until_done(self, source: _Source, spec: FileSpec, part: _Sink) -> None:
         attempt = 0
         refreshed = False
         while True:
             url = self._url(source, spec)
             decision = await self._fetch(url, spec, part, attempt=attempt, refreshed=refreshed)
             if decision.step is Step.DONE:
-                decision = digest_decision(part.hexdigest(), part.state, resumed=part.resumed)
+                decision = digest_decision(await part.digest(), part.state, resumed=part.resumed)
             if decision.step is Step.DONE:
                 return
             if decision.step is Step.FAIL:
                 if decision.discard:
-                    await _blocking(part.restart)
+                    await part.restart()
                 raise DownloadError(f"{display_url(url)}: {decision.reason}")
             logger.debug("%s: %s -> %s", display_url(url), decision.reason, decision.step.value)
             if decision.step is Step.REFRESH:
                 await self._refresh(source)
                 refreshed = True
             elif decision.step is Step.RESTART:
-                await _blocking(part.restart)
+                await part.restart()
                 self._progress.moved(spec.name, 0)
             else:
                 await asyncio.sleep(decision.delay)
                 attempt += 1
 
-    async def _request_headers(self, spec: FileSpec, part: _PartFile) -> dict[str, str]:
+    async def _request_headers(self, spec: FileSpec, part: _Sink) -> dict[str, str]:
         """Headers for the next GET; a ``.part`` that cannot be resumed safely is restarted."""
         # identity: byte ranges and sizes must refer to the stored bytes, not a re-encoding.
         headers = {"Accept-Encoding": "identity"}
         validator = if_range(part.state)
         if part.size and validator is None:
-            await _blocking(part.restart)
+            await part.restart()
             self._progress.moved(spec.name, 0)
         if part.size and validator is not None:
             headers["Range"] = f"bytes={part.size}-"
@@ -903,7 +1413,7 @@ class _Export:
         return headers
 
     async def _fetch(
-        self, url: str, spec: FileSpec, part: _PartFile, *, attempt: int, refreshed: bool
+        self, url: str, spec: FileSpec, part: _Sink, *, attempt: int, refreshed: bool
     ) -> Decision:
         """One GET of ``url`` into ``part`` (resuming at its size); what to do next."""
         headers = await self._request_headers(spec, part)
@@ -924,7 +1434,7 @@ class _Export:
                     return Decision(Step.FAIL, reason=problem)
                 if decision.start == 0:
                     if part.size:
-                        await _blocking(part.restart)
+                        await part.restart()
                         self._progress.moved(spec.name, 0)
                     # Saved with the first checkpoint; no file I/O before the body is read.
                     part.state = new_part_state(response.headers, total)
@@ -1003,7 +1513,7 @@ class _Export:
         )
 
     async def _stream(
-        self, response: aiohttp.ClientResponse, part: _PartFile, path: str, *, limit: int
+        self, response: aiohttp.ClientResponse, part: _Sink, path: str, *, limit: int
     ) -> None:
         """Copy the body into ``part`` in bounded chunks; stop early past ``limit``.
 
@@ -1019,7 +1529,7 @@ class _Export:
                 pending += chunk
                 if len(pending) >= CHUNK_SIZE or part.size + len(pending) > limit:
                     data, pending = pending, bytearray()
-                    await _blocking(part.write, data)
+                    await part.write(data)
                     self._progress.moved(path, part.size)
                     if part.size > limit:
                         return
@@ -1027,9 +1537,9 @@ class _Export:
                     raise _TooSlowError(f"slower than {settings.min_rate:g} bytes/s")
         except (TimeoutError, aiohttp.ClientError, _TooSlowError):
             if pending:  # keep what did arrive: the retry resumes after it
-                await _blocking(part.write, pending)
+                await part.write(pending)
                 self._progress.moved(path, part.size)
             raise
         if pending:
-            await _blocking(part.write, pending)
+            await part.write(pending)
             self._progress.moved(path, part.size)

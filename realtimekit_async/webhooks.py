@@ -1,17 +1,23 @@
-"""Receiving RealtimeKit webhooks: signature checks, typed events, de-duplication, an aiohttp handler.
+"""Receiving RealtimeKit webhooks: signature checks, typed events, de-duplication, handlers.
 
 RealtimeKit signs the raw body of every delivery with RSA-SHA256 (PKCS#1 v1.5)
 and sends the base64 signature in ``rtk-signature`` (``dyte-signature`` from
 older senders). Nothing is parsed before its signature checks out. Delivery is
 at-least-once and unordered; ``rtk-uuid`` names the event, but it is not
-signed, so the handler's :class:`Deduplicator` keys on it and on a digest of
-the signed body (a replay with a fresh uuid is still a duplicate).
+signed, so the handler's :class:`DeduplicationStore` (in memory by default)
+keys on it and on a digest of the signed body (a replay with a fresh uuid is
+still a duplicate).
 
 Typical use with aiohttp.web::
 
     verifier = WebhookVerifier(client=client)  # fetches and caches the public key
     handler = webhook_handler(verifier, on_event, waiter=waiter)
     handler.setup(app, "/webhooks")
+
+or in any ASGI server (uvicorn, ...) or framework (Starlette, FastAPI, ...)::
+
+    hooks = WebhookASGIApp(handler)  # an ASGI app; closes the handler on lifespan shutdown
+    app.add_route("/webhooks", hooks, methods=["POST"])
 """
 
 from __future__ import annotations
@@ -19,23 +25,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import inspect
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import aiohttp
 import attrs
-from aiohttp import hdrs, web
+from aiohttp import web
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from yarl import URL
 
-from ._client import read_body
 from ._closing import AsyncCloseable
 from ._config import DEFAULT_MAX_RESPONSE_SIZE
 from ._converter import converter
@@ -43,13 +46,32 @@ from ._exceptions import (
     APIConnectionError,
     APIError,
     APIResponseValidationError,
-    APITimeoutError,
-    RealtimeKitError,
     ValidationError,
     WebhookVerificationError,
 )
 from ._sansio import NOT_JSON, redact, try_decode_json, unwrap
+from ._transport import TRANSPORT_ERRORS, Classified, classify, read_body
 from ._validation import check_int, check_non_negative, check_seconds
+from ._webhook_asgi import WebhookASGIApp
+from ._webhook_core import (
+    CANNOT_DEDUPLICATE,
+    DUPLICATE,
+    OK,
+    REDELIVER,
+    TOO_LARGE,
+    BodyLimit,
+    DeduplicationStore,
+    Deduplicator,
+    DeliveryHeaders,
+    RetryDelivery,
+    WebhookAnswer,
+    WebhookPayloadError,
+    callback_answer,
+    delivery_headers,
+    delivery_keys,
+    rejection,
+    screen,
+)
 from ._webhook_models import (
     RECORDING_STATUS_UPDATE,
     DownloadUrl,
@@ -72,6 +94,7 @@ __all__ = [
     "DEFAULT_MAX_PENDING",
     "PUBLIC_KEY_URL",
     "RECORDING_STATUS_UPDATE",
+    "DeduplicationStore",
     "Deduplicator",
     "DeliveryHeaders",
     "DownloadUrl",
@@ -82,6 +105,8 @@ __all__ = [
     "RetryDelivery",
     "TrackDownload",
     "TrackFile",
+    "WebhookASGIApp",
+    "WebhookAnswer",
     "WebhookEvent",
     "WebhookHandler",
     "WebhookMeeting",
@@ -105,25 +130,6 @@ DEFAULT_MAX_BODY_SIZE: Final = 1 << 20
 DEFAULT_MAX_PENDING: Final = 1000
 # How long close() waits for cancelled callbacks before leaving them behind.
 _CANCEL_GRACE: Final = 1.0
-
-# Current header names first; the Dyte-era names are what older senders use.
-_SIGNATURE_HEADERS: Final = ("rtk-signature", "dyte-signature")
-_DELIVERY_ID_HEADERS: Final = ("rtk-uuid", "dyte-uuid")
-_WEBHOOK_ID_HEADERS: Final = ("rtk-webhook-id", "dyte-webhook-id")
-
-
-class WebhookPayloadError(RealtimeKitError, ValueError):
-    """A correctly signed delivery whose body is not a JSON event of the documented shape."""
-
-
-class RetryDelivery(Exception):  # noqa: N818  # named for what it asks, like StopIteration
-    """Raise it from an event callback to have RealtimeKit deliver the event again.
-
-    The handler then answers 503 and forgets the delivery id, so the
-    redelivery is dispatched. Only honoured while the handler is still waiting
-    on the callback (see :func:`webhook_handler`'s ``respond_within``).
-    """
-
 
 # -- pure pieces ----------------------------------------------------------------------
 
@@ -161,29 +167,6 @@ def verify_signature(public_key: rsa.RSAPublicKey | str, body: bytes, signature_
     return True
 
 
-@attrs.frozen
-class DeliveryHeaders:
-    """The headers a delivery is identified and signed by (``None`` when absent)."""
-
-    signature: str | None
-    delivery_id: str | None
-    webhook_id: str | None
-
-
-def delivery_headers(headers: Mapping[str, str]) -> DeliveryHeaders:
-    """Pick the ``rtk-*`` headers, falling back to the legacy ``dyte-*`` ones; any case."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-
-    def first(names: tuple[str, ...]) -> str | None:
-        return next((lowered[n] for n in names if lowered.get(n)), None)
-
-    return DeliveryHeaders(
-        signature=first(_SIGNATURE_HEADERS),
-        delivery_id=first(_DELIVERY_ID_HEADERS),
-        webhook_id=first(_WEBHOOK_ID_HEADERS),
-    )
-
-
 def parse_event(
     body: bytes, *, delivery_id: str | None = None, webhook_id: str | None = None
 ) -> WebhookEvent:
@@ -211,76 +194,6 @@ def parse_event(
         return attrs.evolve(event, delivery_id=delivery_id, webhook_id=webhook_id)
     # Raised outside the handler, so no chained cause or context carries a presigned URL.
     raise WebhookPayloadError(f"unexpected {RECORDING_STATUS_UPDATE} shape: {problem}")
-
-
-def delivery_keys(delivery_id: str | None, body: bytes) -> tuple[str, ...]:
-    """What a delivery is de-duplicated on: its ``rtk-uuid`` and a digest of its signed body.
-
-    Neither the uuid nor any timestamp is signed, so a captured delivery can be
-    replayed with a fresh uuid: only the body identifies it. The prefixes keep
-    a forged uuid from ever matching a body digest.
-    """
-    digest = "body:" + hashlib.sha256(body).hexdigest()
-    return (digest,) if delivery_id is None else ("uuid:" + delivery_id, digest)
-
-
-class Deduplicator:
-    """Remembers delivery keys for ``ttl`` seconds, at most ``max_entries`` of them.
-
-    Memory stays bounded: the oldest keys are dropped first when full (a very
-    late redelivery of one of them would then be dispatched again); the handler
-    stores two keys per delivery (see :func:`delivery_keys`). ``clock`` is
-    injectable for tests. Not thread-safe; use it from one event loop.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_entries: int = 10_000,
-        ttl: float = 24 * 3600.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        check_int("max_entries", max_entries, 1)
-        self._ttl = check_seconds("ttl", ttl)
-        self._max = max_entries
-        self._clock = clock
-        self._expiry: OrderedDict[str, float] = OrderedDict()
-
-    def first_time(self, *keys: str) -> bool:
-        """``True`` unless one of ``keys`` was seen within the TTL; then remember them all.
-
-        A duplicate stores nothing, so replays cannot push genuine keys out.
-        """
-        now = self._clock()
-        self._purge(now)
-        if any(self._expiry.get(key, now) > now for key in keys):
-            return False
-        for key in keys:
-            # Re-inserting keeps the dict ordered by expiry, which _purge relies on.
-            self._expiry.pop(key, None)
-            self._expiry[key] = now + self._ttl
-        while len(self._expiry) > self._max:
-            self._expiry.popitem(last=False)
-        return True
-
-    def forget(self, *keys: str) -> None:
-        """Drop ``keys`` so their next delivery counts as new (after a failed dispatch)."""
-        for key in keys:
-            self._expiry.pop(key, None)
-
-    def __contains__(self, delivery_id: object) -> bool:
-        expires = self._expiry.get(delivery_id) if isinstance(delivery_id, str) else None
-        return expires is not None and expires > self._clock()
-
-    def __len__(self) -> int:
-        return len(self._expiry)
-
-    def _purge(self, now: float) -> None:
-        while self._expiry:
-            oldest = next(iter(self._expiry.values()))
-            if oldest > now:
-                return
-            self._expiry.popitem(last=False)
 
 
 # -- the verifier ---------------------------------------------------------------------
@@ -441,10 +354,12 @@ class WebhookVerifier(AsyncCloseable):
             ) as response:
                 body = await read_body(response, self._max_answer, **where)
                 status, headers = response.status, response.headers
-        except TimeoutError:
-            raise APITimeoutError(f"GET {shown}: timed out", **where) from None
-        except aiohttp.ClientError as exc:
-            raise APIConnectionError(f"GET {shown}: {type(exc).__name__}", **where) from None
+        except TRANSPORT_ERRORS as exc:
+            failure: Classified | None = classify(exc, shown=shown, **where)
+        else:
+            failure = None
+        if failure is not None:  # raised here: aiohttp's exception must not be its context
+            raise failure.error
         doc = unwrap(status, headers, body, **where)
         data = doc.get("data")
         pem = data.get("publicKey") if isinstance(data, dict) else None
@@ -465,41 +380,29 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-# -- the aiohttp handler --------------------------------------------------------------
+# -- the receiver, and its aiohttp face -------------------------------------------------
 
 #: Called with each new verified event; may be a plain function or a coroutine function.
 EventCallback: TypeAlias = Callable[[WebhookEvent], Awaitable[object] | object]
 
-
-def _is_json(content_type: str) -> bool:
-    return content_type == "application/json" or content_type.endswith("+json")
+_CHUNK_SIZE: Final = 64 * 1024
 
 
-async def _read_limited(request: web.BaseRequest, limit: int) -> bytes | None:
-    """The request body, or ``None`` as soon as it proves longer than ``limit``."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+class WebhookHandler(AsyncCloseable):
+    """Receives webhook deliveries in any web framework; build it with :func:`webhook_handler`.
 
-
-class WebhookHandler:
-    """Handles webhook deliveries in aiohttp.web; build it with :func:`webhook_handler`.
-
-    Route ``POST`` requests to :meth:`handle`, or let :meth:`setup` do that and
-    also close it on app shutdown (without that, call :meth:`close` yourself).
+    :meth:`respond` is the framework-free entry: headers and body chunks in,
+    a :class:`WebhookAnswer` out. In aiohttp.web, route ``POST`` requests to
+    :meth:`handle`, or let :meth:`setup` do that and also close the handler on
+    app shutdown; in any ASGI framework, mount ``WebhookASGIApp(handler)``.
+    Otherwise call :meth:`close` (or use ``async with``) on shutdown yourself.
 
     Answers: 401 missing or bad signature, 413 body too large, 400 not a JSON
-    event, 503 when the public key cannot be fetched, the callback raised
-    :class:`RetryDelivery` in time or too many callbacks are running, 200 when
-    handled (or a duplicate: same ``rtk-uuid`` or same signed body), 202 when
-    the callback is still running in the background.
+    event, 503 when the public key cannot be fetched, the de-duplication store
+    fails, the callback raised :class:`RetryDelivery` in time or too many
+    callbacks are running, 200 when handled (or a duplicate: same
+    ``rtk-uuid`` or same signed body), 202 when the callback is still running
+    in the background.
     """
 
     def __init__(
@@ -508,7 +411,7 @@ class WebhookHandler:
         on_event: EventCallback | None,
         *,
         waiter: RecordingWaiter | None,
-        deduplicator: Deduplicator,
+        deduplicator: DeduplicationStore,
         max_body_size: int,
         max_pending: int,
         respond_within: float,
@@ -517,7 +420,7 @@ class WebhookHandler:
         self._verifier = verifier
         self._on_event = on_event
         self._waiter = waiter
-        self._dedup = deduplicator
+        self._store = deduplicator
         self._max_body_size = max_body_size
         self._max_pending = max_pending
         self._respond_within = respond_within
@@ -557,47 +460,88 @@ class WebhookHandler:
 
     async def handle(self, request: web.Request) -> web.Response:
         """The aiohttp.web handler (for routing by hand; :meth:`setup` does it for you)."""
-        if len(self._tasks) >= self._max_pending:
-            # Nothing is read or remembered: the sender retries, by then there is room.
-            return web.Response(status=503, text="too many callbacks running")
-        if delivery_headers(request.headers).signature is None:
-            return web.Response(status=401, text="missing rtk-signature header")
-        if hdrs.CONTENT_TYPE in request.headers and not _is_json(request.content_type):
-            return web.Response(status=400, text="expected a JSON body")
-        body = await _read_limited(request, self._max_body_size)
-        if body is None:
-            return web.Response(status=413, text="body too large")
+        answer = await self.respond(request.headers, request.content.iter_chunked(_CHUNK_SIZE))
+        return web.Response(status=answer.status, text=answer.text)
+
+    async def respond(
+        self, headers: Mapping[str, str], body: AsyncIterable[bytes]
+    ) -> WebhookAnswer:
+        """Handle one delivery: its request headers and its body as it arrives, in chunks.
+
+        Nothing is parsed before the signature checks out, and ``body`` is read
+        no further than ``max_body_size``. Whatever ``body`` raises (say, the
+        sender went away mid-body) propagates, and nothing is remembered.
+        """
+        early = screen(
+            headers,
+            pending=len(self._tasks),
+            max_pending=self._max_pending,
+            max_body_size=self._max_body_size,
+        )
+        if early is not None:
+            return early
+        limit = BodyLimit(self._max_body_size)
+        async for chunk in body:
+            if not limit.feed(chunk):
+                return TOO_LARGE
+        raw = limit.body
         try:
-            event = await self._verifier.parse(body, request.headers)
-        except WebhookVerificationError as exc:
-            logger.warning("rejected webhook delivery: %s", exc)
-            return web.Response(status=401, text="invalid signature")
-        except WebhookPayloadError as exc:
-            logger.warning("unreadable webhook delivery: %s", exc)
-            return web.Response(status=400, text="not a webhook event")
-        except APIError as exc:
-            # Our side cannot check it right now; a 5xx makes the sender try again.
-            logger.error("cannot verify webhook delivery: %s", exc)
-            return web.Response(status=503, text="cannot verify now")
-        keys = delivery_keys(event.delivery_id, body)
-        if not self._dedup.first_time(*keys):
-            return web.Response(status=200, text="duplicate")
+            event = await self._verifier.parse(raw, headers)
+        except (WebhookVerificationError, WebhookPayloadError, APIError) as exc:
+            answer = rejection(exc)
+            if answer.status >= 500:
+                # Our side cannot check it right now; a 5xx makes the sender try again.
+                logger.error("cannot verify webhook delivery: %s", exc)
+            else:
+                logger.warning("rejected webhook delivery: %s", exc)
+            return answer
+        keys = delivery_keys(event.delivery_id, raw)
+        try:
+            new = await self._remember(keys)
+        except Exception:  # the store is the user's (Redis, ...): any failure means "not now"
+            logger.exception("cannot check webhook delivery %s for duplicates", event.delivery_id)
+            return CANNOT_DEDUPLICATE
+        if not new:
+            return DUPLICATE
         if self._waiter is not None:
             self._waiter.feed(event)
-        return await self._dispatch(event, keys)
+        answer = await self._dispatch(event)
+        if answer == REDELIVER:
+            await self._forget(keys)
+        return answer
 
-    async def _dispatch(self, event: WebhookEvent, keys: tuple[str, ...]) -> web.Response:
+    async def _remember(self, keys: tuple[str, ...]) -> bool:
+        # The body digest goes first: a replay stops there, storing nothing.
+        added: list[str] = []
+        try:
+            for key in keys:
+                if not await self._store.add_if_new(key):
+                    return False
+                added.append(key)
+        except BaseException:
+            # Half remembered, the 503'd delivery's retry would pass for a duplicate.
+            await self._forget(tuple(added))
+            raise
+        return True
+
+    async def _forget(self, keys: tuple[str, ...]) -> None:
+        try:
+            for key in keys:
+                await self._store.forget(key)
+        except Exception:
+            logger.exception("cannot forget webhook delivery keys: its redelivery is dropped")
+
+    async def _dispatch(self, event: WebhookEvent) -> WebhookAnswer:
         if self._on_event is None:
-            return web.Response(status=200, text="ok")
+            return OK
         try:
             result = self._on_event(event)
-        except RetryDelivery:
-            return self._redeliver(keys)
-        except Exception:
-            logger.exception("webhook callback failed for %s", event.event)
-            return web.Response(status=200, text="ok")
+        except Exception as exc:
+            if not isinstance(exc, RetryDelivery):
+                logger.exception("webhook callback failed for %s", event.event)
+            return callback_answer(done=True, error=exc)
         if not inspect.isawaitable(result):
-            return web.Response(status=200, text="ok")
+            return OK
         task = asyncio.ensure_future(result)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
@@ -607,15 +551,8 @@ class WebhookHandler:
             if not task.done():
                 # Answer now; the callback keeps running, tracked until shutdown.
                 self._background.add(task)
-        if not task.done():
-            return web.Response(status=202, text="accepted")
-        if not task.cancelled() and isinstance(task.exception(), RetryDelivery):
-            return self._redeliver(keys)
-        return web.Response(status=200, text="ok")
-
-    def _redeliver(self, keys: tuple[str, ...]) -> web.Response:
-        self._dedup.forget(*keys)
-        return web.Response(status=503, text="redelivery requested")
+        error = task.exception() if task.done() and not task.cancelled() else None
+        return callback_answer(done=task.done(), error=error)
 
     def _finished(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
@@ -638,13 +575,13 @@ def webhook_handler(
     on_event: EventCallback | None = None,
     *,
     waiter: RecordingWaiter | None = None,
-    deduplicator: Deduplicator | None = None,
+    deduplicator: DeduplicationStore | None = None,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     max_pending: int = DEFAULT_MAX_PENDING,
     respond_within: float = 2.0,
     shutdown_timeout: float = 5.0,
 ) -> WebhookHandler:
-    """A webhook handler for aiohttp.web that verifies, de-duplicates and dispatches deliveries.
+    """A webhook handler that verifies, de-duplicates and dispatches deliveries.
 
     Each new verified event is fed to ``waiter`` (if any), then passed to
     ``on_event``. A coroutine callback runs in a task the handler tracks: the
@@ -655,11 +592,18 @@ def webhook_handler(
     :meth:`WebhookHandler.setup`), which waits up to ``shutdown_timeout``
     seconds for it before cancelling it. While ``max_pending`` callbacks are
     running, new deliveries are answered 503 unread, so the sender retries
-    later. A plain function runs inline and must be quick. Other exceptions from the callback are logged and acknowledged:
-    a redelivery would fail the same way.
+    later. A plain function runs inline and must be quick. Other exceptions
+    from the callback are logged and acknowledged: a redelivery would fail the
+    same way. ``deduplicator`` is any :class:`DeduplicationStore` (shared by
+    replicas, say in Redis); by default an in-memory :class:`Deduplicator`.
     """
     check_int("max_body_size", max_body_size, 1)
     check_int("max_pending", max_pending, 1)
+    if deduplicator is not None and not isinstance(deduplicator, DeduplicationStore):
+        raise ValidationError(
+            "deduplicator",
+            f"must have async add_if_new(key) and forget(key), got {type(deduplicator).__name__}",
+        )
     check_non_negative("respond_within", respond_within)
     check_non_negative("shutdown_timeout", shutdown_timeout)
     return WebhookHandler(

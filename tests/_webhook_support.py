@@ -6,14 +6,17 @@ per test process.
 
 from __future__ import annotations
 
-import base64
 import functools
+import importlib.util
 import json
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from realtimekit_async.testing import generate_webhook_key, public_key_pem, sign_delivery
 from realtimekit_async.webhooks import RECORDING_STATUS_UPDATE
 
 RECORDING_ID = "0f6a8e2c-3b1d-4c5e-9f7a-1b2c3d4e5f60"
@@ -26,22 +29,16 @@ def private_key(which: int = 0) -> rsa.RSAPrivateKey:
 
 @functools.cache  # keyed on the positional number, however the caller spelled it
 def _generate(_which: int) -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return generate_webhook_key()
 
 
 def public_pem(which: int = 0) -> str:
-    return (
-        private_key(which)
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    return public_key_pem(private_key(which))
 
 
 def sign(body: bytes, which: int = 0) -> str:
     """Base64 RSA-SHA256 PKCS#1 v1.5 signature of ``body``, as RealtimeKit sends it."""
-    signature = private_key(which).sign(body, padding.PKCS1v15(), hashes.SHA256())
-    return base64.b64encode(signature).decode()
+    return sign_delivery(body, private_key(which))["rtk-signature"]
 
 
 def status_update(
@@ -88,14 +85,27 @@ def signed_headers(
     body: bytes, delivery_id: str = "delivery-1", *, which: int = 0, prefix: str = "rtk"
 ) -> dict[str, str]:
     """Headers of a delivery of ``body`` signed with key ``which``."""
-    return {
-        "Content-Type": "application/json",
-        f"{prefix}-signature": sign(body, which),
-        f"{prefix}-uuid": delivery_id,
-        f"{prefix}-webhook-id": "webhook-1",
-    }
+    return sign_delivery(
+        body,
+        private_key(which),
+        delivery_id=delivery_id,
+        webhook_id="webhook-1",
+        legacy=prefix == "dyte",
+    )
 
 
 def key_document(pem: str) -> dict[str, Any]:
     """The body of ``/.well-known/webhooks.json``."""
     return {"success": True, "data": {"publicKey": pem}}
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/{name}.py`` (examples/ is not a package) as a module."""
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_example", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -25,6 +25,9 @@ from realtimekit_async.emulator._context import CTX_KEY
 from ._schema import answer_problems
 from ._support import ACCOUNT, APP, FAST_RETRY, SCHEMA_DRIFT, TOKEN
 
+# The moto S3 server and its helpers, for every test module that stores objects.
+pytest_plugins = ("tests._moto_support",)
+
 
 @pytest.fixture
 async def api() -> AsyncIterator[Any]:

@@ -1,8 +1,8 @@
-"""What bad input gets, at every public entry point: the rows of README's "Bad input" table.
+"""What bad input gets, at every public entry point: the rows of the docs' "Bad input" table.
 
 Every row is a test: the exception type and its exact message (or, for the
 webhook handler, the HTTP answer; for the CLI, exit code 2 and one line). The
-table in the README's "Bad input" section is rendered from these rows and checked against
+table in docs/bad-input.md is rendered from these rows and checked against
 them (:func:`test_the_documented_table_is_these_rows`), so they cannot drift apart.
 Regenerate it with ``python -m tests.test_bad_input``.
 
@@ -27,7 +27,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from realtimekit_async import (
     AudioConfig,
+    Hooks,
     RateLimit,
+    RateLimits,
     RealtimeKit,
     RecordingWaiter,
     RetryPolicy,
@@ -41,7 +43,7 @@ from realtimekit_async.webhooks import Deduplicator, WebhookVerifier, webhook_ha
 
 from ._webhook_support import encode, public_pem, signed_headers, status_update
 
-DOC: Path = Path(__file__).resolve().parent.parent / "README.md"
+DOC: Path = Path(__file__).resolve().parent.parent / "docs" / "bad-input.md"
 NOWHERE = "http://127.0.0.1:9/client/v4"
 # Flags that get a command past argument parsing (the URL is never reached).
 CONNECTION = ["--api-token", "t", "--account-id", "a", "--app-id", "b", "--base-url", NOWHERE]
@@ -160,6 +162,36 @@ ROWS: list[Row] = [
         "rate_limit.period: must be a positive number of seconds, got 0",
     ),
     Row(
+        "RateLimits(...)",
+        '`layers=("x",)`',
+        lambda _c: RateLimits(("x",)),  # type: ignore[arg-type]
+        "rate_limit.layers: must hold RateLimit, got 'x'",
+    ),
+    Row(
+        "RealtimeKit(...)",
+        '`rate_limit="fast"`',
+        _client(**AUTH, rate_limit="fast"),
+        "rate_limit: must be RateLimits, RateLimit or None, got 'fast'",
+    ),
+    Row(
+        "RealtimeKit(...)",
+        "`hooks=1`",
+        _client(**AUTH, hooks=1),
+        "hooks: must be a Hooks instance, got int",
+    ),
+    Row(
+        "RealtimeKit(...)",
+        '`tracing="yes"`',
+        _client(**AUTH, tracing="yes"),
+        "tracing: must be True, False or an OpenTelemetry TracerProvider, got 'yes'",
+    ),
+    Row(
+        "Hooks(...)",
+        "`on_request=1`",
+        lambda _c: Hooks(on_request=1),  # type: ignore[arg-type]
+        "hooks: must be a callable or a sequence of them, got 1",
+    ),
+    Row(
         "RetryPolicy(...)",
         "`max_retries=-1`",
         lambda _c: RetryPolicy(max_retries=-1),
@@ -188,6 +220,37 @@ ROWS: list[Row] = [
         "`max_retries=-2`",
         lambda c: c.with_options(max_retries=-2),
         "max_retries: must be an integer >= 0, got -2",
+    ),
+    # -- per-call options (every method takes them) -------------------------------------------
+    Row(
+        "recordings.get(..., timeout=)",
+        "`timeout=0`",
+        lambda c: c.recordings.get("r", timeout=0),
+        "timeout: must be a positive number of seconds, got 0",
+    ),
+    Row(
+        "recordings.get(..., extra_headers=)",
+        '`{"X-Trace": "a\\nb"}`',
+        lambda c: c.recordings.get("r", extra_headers={"X-Trace": "a\nb"}),
+        "extra_headers: X-Trace: must be a string without line breaks",
+    ),
+    Row(
+        "recordings.get(..., extra_headers=)",
+        '`{"Authorization": "Bearer x"}`',
+        lambda c: c.recordings.get("r", extra_headers={"Authorization": "Bearer x"}),
+        "extra_headers: Authorization is set by the client (pass api_token= for credentials)",
+    ),
+    Row(
+        "recordings.get(..., extra_body=)",
+        '`{"a": 1}`',
+        lambda c: c.recordings.get("r", extra_body={"a": 1}),
+        "extra_body: this GET call sends no body",
+    ),
+    Row(
+        "recordings.start(..., extra_body=)",
+        '`{"a": {1, 2}}`',
+        lambda c: c.recordings.start("m", extra_body={"a": {1, 2}}),
+        "extra_body: cannot be sent as JSON: Type is not JSON serializable: set",
     ),
     # -- recordings.list -------------------------------------------------------------------
     Row(
@@ -267,6 +330,12 @@ ROWS: list[Row] = [
         "`prefetch=0`",
         lambda c: c.recordings.list(prefetch=0),
         "prefetch: must be an integer >= 1, got 0",
+    ),
+    Row(
+        "recordings.list(...)",
+        "`max_pages=0`",
+        lambda c: c.recordings.list(max_pages=0),
+        "max_pages: must be an integer >= 1, got 0",
     ),
     Row(
         "any recordings method",
@@ -459,6 +528,12 @@ ROWS: list[Row] = [
         "shutdown_timeout: must be a number of seconds >= 0, got 'x'",
     ),
     Row(
+        "webhook_handler(...)",
+        "`deduplicator=set()`",
+        lambda _c: webhook_handler(WebhookVerifier(), deduplicator=set()),  # type: ignore[arg-type]
+        "deduplicator: must have async add_if_new(key) and forget(key), got set",
+    ),
+    Row(
         "Deduplicator(...)",
         "`max_entries=0`",
         lambda _c: Deduplicator(max_entries=0),
@@ -476,6 +551,18 @@ ROWS: list[Row] = [
         "`concurrency=0`",
         lambda c: export_recordings(c, "unused", concurrency=0),
         "concurrency: must be an integer >= 1, got 0",
+    ),
+    Row(
+        "export_recordings(...)",
+        "`max_audio_size=0`",
+        lambda c: export_recordings(c, "unused", max_audio_size=0),
+        "max_audio_size: must be an integer >= 1, got 0",
+    ),
+    Row(
+        "export_recordings(...)",
+        "`min_rate=-1`",
+        lambda c: export_recordings(c, "unused", min_rate=-1),
+        "min_rate: must be a number of bytes per second >= 0, got -1",
     ),
     Row(
         "export_recordings(...)",
@@ -673,7 +760,8 @@ CLI_ROWS: list[tuple[list[str], str]] = [
     (
         ["recordings", "frobnicate"],
         "realtimekit recordings: error: argument action: invalid choice: 'frobnicate' "
-        "(choose from 'list', 'get', 'stop', 'pause', 'resume', 'active', 'start')",
+        "(choose from 'list', 'get', 'stop', 'pause', 'resume', 'wait', 'active', 'start', "
+        "'start-track')",
     ),
     (
         ["recordings", "get"],
@@ -685,7 +773,16 @@ CLI_ROWS: list[tuple[list[str], str]] = [
     ),
     (
         ["recordings", "list"],
-        "realtimekit: error: api_token: missing: pass api_token= or set CLOUDFLARE_API_TOKEN",
+        "realtimekit: error: api_token: missing: pass --api-token or set CLOUDFLARE_API_TOKEN",
+    ),
+    (
+        ["recordings", "list", "--api-token", "t", "--account-id", "a", "--base-url", NOWHERE],
+        "realtimekit: error: app_id: missing: pass --app-id or set REALTIMEKIT_APP_ID",
+    ),
+    (
+        ["recordings", "wait", "r", "--timeout", "0"],
+        "realtimekit recordings wait: error: argument --timeout: "
+        "must be a positive number of seconds: '0'",
     ),
     (
         ["recordings", "list", "--api-token", "t", "--account-id", "a", "--base-url", "ftp://x"],
@@ -703,6 +800,11 @@ CLI_ROWS: list[tuple[list[str], str]] = [
         "realtimekit: error: max_seconds: must be an integer between 60 and 86400, got 10",
     ),
     (["export"], "realtimekit export: error: the following arguments are required: --dest"),
+    (
+        ["export", "--dest", "https://host/x"],
+        "realtimekit export: error: argument --dest: exports go to a local directory "
+        "or s3://bucket/prefix, not 'https://host/x'",
+    ),
     (
         ["export", "--dest", "out", "--concurrency", "0"],
         "realtimekit export: error: argument --concurrency: must be at least 1: '0'",
@@ -772,9 +874,7 @@ def render_table() -> str:
 
 def test_the_documented_table_is_these_rows() -> None:
     text = DOC.read_text()
-    assert render_table() in text, (
-        "README's Bad input table is stale: python -m tests.test_bad_input"
-    )
+    assert render_table() in text, "docs/bad-input.md is stale: python -m tests.test_bad_input"
 
 
 def with_current_table(text: str) -> str:

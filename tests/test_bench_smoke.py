@@ -26,6 +26,8 @@ EXPECTED = {
     "scale": ["floor_fixed", "floor_small", "floor_large", "sdk_fixed", "sdk_small", "sdk_large"],
     "export_files": ["raw", "raw_durable", "sdk"],
     "export_big": ["raw", "raw_durable", "sdk"],
+    "export_s3_files": ["raw", "sdk"],
+    "export_s3_big": ["raw", "sdk"],
     "ratelimit_one": ["sdk"],
     "ratelimit_four": ["sdk_x4"],
 }

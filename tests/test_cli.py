@@ -137,7 +137,7 @@ def test_missing_credentials(
     monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
     assert main(["recordings", "list"]) == 2
     assert capsys.readouterr().err == (
-        "realtimekit: error: api_token: missing: pass api_token= or set CLOUDFLARE_API_TOKEN\n"
+        "realtimekit: error: api_token: missing: pass --api-token or set CLOUDFLARE_API_TOKEN\n"
     )
 
 

@@ -406,7 +406,8 @@ async def test_timeout(api: Any) -> None:
         api_token=TOKEN,
         account_id=ACCOUNT,
         app_id=APP,
-        timeout=0.05,
+        # Each attempt waits 0.05 s for its answer; the call's deadline is far away.
+        timeout=aiohttp.ClientTimeout(total=30, sock_read=0.05),
         max_retries=RetryPolicy(max_retries=1, initial_delay=0.001),
         rate_limit=None,
     ) as rtk:

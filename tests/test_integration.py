@@ -173,7 +173,7 @@ async def test_bad_paging_is_rejected_by_the_server(emu: Emulator, client: Realt
     from realtimekit_async import BadRequestError
 
     with pytest.raises(BadRequestError, match="per_page must be a number >= 0"):
-        await client._request("GET", (), query=[("per_page", "-1")])
+        await client.recordings.list(extra_query=[("per_page", "-1")])
 
 
 @pytest.mark.parametrize("prefetch", [1, 2, 8])

@@ -1,4 +1,10 @@
-"""The emulator's pytest plugin, as a user's own test suite would load it."""
+"""The emulator's pytest plugin, as a user's own test suite would load it.
+
+The suite is the docs' own snippet (docs/guides/emulator.md) with the
+``conftest.py`` it describes; it runs in a fresh pytest process in each of
+pytest-asyncio's modes (``strict``, the default, and ``auto``), with warnings
+as errors.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +12,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-USER_SUITE = """
 import pytest
-from realtimekit_async import RealtimeKit, RecordingStatus
 
-pytest_plugins = ["realtimekit_async.emulator.pytest_plugin"]
+from .test_readme import snippets
 
+pytestmark = pytest.mark.newest  # docs and packaging: one run is enough
 
-async def test_with_default_emulator(realtimekit_emulator):
-    emu = realtimekit_emulator
-    async with RealtimeKit(api_token=emu.token, account_id=emu.account_id,
-                           app_id=emu.app_id, base_url=emu.base_url) as client:
-        rec = await client.recordings.start("user-meeting")
-        assert rec.status is RecordingStatus.INVOKED
+# The plugin's snippet in docs/guides/emulator.md, as a user's test module.
+(SNIPPET,) = snippets("pytest")
+CONFTEST = 'pytest_plugins = ["realtimekit_async.emulator.pytest_plugin"]\n'
 
 
-async def test_with_factory(realtimekit_emulator_factory):
-    emu = await realtimekit_emulator_factory(recordings=25, speed=0)
-    async with RealtimeKit(api_token=emu.token, account_id=emu.account_id,
-                           app_id=emu.app_id, base_url=emu.base_url) as client:
-        assert len([r async for r in client.recordings.list(per_page=10)]) == 25
-"""
-
-
-def test_plugin_in_a_users_suite(tmp_path: Path) -> None:
-    (tmp_path / "test_user.py").write_text(USER_SUITE)
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_plugin_in_a_users_suite(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "test_user.py").write_text(SNIPPET.code)
     (tmp_path / "pytest.ini").write_text(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        f"[pytest]\nasyncio_mode = {mode}\nasyncio_default_fixture_loop_scope = function\n"
         "filterwarnings = error\n"
     )
     result = subprocess.run(

@@ -1,64 +1,201 @@
-"""The README's Python examples: every block compiles, and the quickstart runs."""
+"""Every Python snippet of the README and the docs runs, against the emulator.
+
+A snippet is a ```python block. It must be a complete program (imports, no
+top-level ``await``, no undefined names) that reads its connection from the
+variables the README tells users to set. The README's Quickstart runs against
+``realtimekit emulator`` started as the README says, with no flags but a free
+port; every other snippet runs at the same time against one emulator that runs
+20 times faster and delivers webhooks to ``$PORT``. A block preceded by
+``<!-- snippet: pytest -->`` is a test module for the pytest plugin and is run
+by tests/test_pytest_plugin.py instead.
+"""
 
 from __future__ import annotations
 
 import ast
+import concurrent.futures
+import contextlib
 import os
 import re
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+pytestmark = pytest.mark.newest  # docs and packaging: one run is enough
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+BLOCK = re.compile(r"(<!-- snippet: (?P<kind>\w+) -->\n)?```python\n(?P<code>.*?)```", re.DOTALL)
 
 
-def test_there_are_examples() -> None:
-    assert len(BLOCKS) >= 4
+@attrs.frozen
+class Snippet:
+    page: Path
+    line: int
+    code: str
+    kind: str  # "script" or "pytest"
+
+    @property
+    def id(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_block_compiles(block: str) -> None:
-    compile(block, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+def snippets(kind: str | None = None) -> list[Snippet]:
+    """The Python blocks of the README and the docs, in page order."""
+    found = []
+    for page in PAGES:
+        text = page.read_text()
+        for match in BLOCK.finditer(text):
+            line = text.count("\n", 0, match.start("code")) + 1
+            found.append(Snippet(page, line, match["code"], match["kind"] or "script"))
+    return [s for s in found if kind is None or s.kind == kind]
 
 
-def test_quickstart_runs_against_the_emulator(tmp_path: Path) -> None:
-    quickstart = next(b for b in BLOCKS if "asyncio.run(main())" in b)
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "realtimekit_async", "emulator", "--port", "0", "--speed", "120"],
+SNIPPETS = snippets()
+QUICKSTART = next(s for s in SNIPPETS if s.page.name == "README.md" and "asyncio.run" in s.code)
+
+
+def test_there_are_snippets_in_the_readme_and_every_guide() -> None:
+    pages = {s.page.relative_to(ROOT).as_posix() for s in SNIPPETS}
+    assert {
+        "README.md",
+        "docs/guides/pagination.md",
+        "docs/guides/errors.md",
+        "docs/guides/waiting.md",
+        "docs/guides/export.md",
+        "docs/guides/emulator.md",
+    } <= pages
+
+
+@pytest.mark.parametrize("snippet", SNIPPETS, ids=lambda s: s.id)
+def test_snippet_is_a_complete_program(snippet: Snippet) -> None:
+    # No PyCF_ALLOW_TOP_LEVEL_AWAIT: a user pasting it into a file must be able to run it.
+    tree = compile(snippet.code, snippet.id, "exec", flags=ast.PyCF_ONLY_AST)
+    assert isinstance(tree, ast.Module)
+    if snippet.kind == "script":
+        assert "asyncio.run(main())" in snippet.code
+
+
+def test_snippets_have_no_undefined_names(tmp_path: Path) -> None:
+    for n, snippet in enumerate(SNIPPETS):
+        (tmp_path / f"snippet_{n}.py").write_text(snippet.code)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--isolated", "--select", "F", "."],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- running them ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def emulator_process(*flags: str) -> Iterator[dict[str, str]]:
+    """``python -m realtimekit_async emulator --port 0 FLAGS``; yields the variables it printed.
+
+    Those are its ``export NAME=value`` lines, plus ``REALTIMEKIT_WEBHOOK_KEY_URL``
+    from its "webhook public key" line.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtimekit_async", "emulator", "--port", "0", *flags],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        assert emulator.stdout is not None
-        lines = [emulator.stdout.readline() for _ in range(7)]
-        announced = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
-        env = {
-            **os.environ,
-            "CLOUDFLARE_API_TOKEN": announced["token"],
-            "CLOUDFLARE_ACCOUNT_ID": announced["account_id"],
-            "REALTIMEKIT_BASE_URL": announced["RealtimeKit emulator API"],
-        }
-        script = tmp_path / "quickstart.py"
-        script.write_text(quickstart)
-        result = subprocess.run(
-            [sys.executable, "-W", "error", str(script)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        assert proc.stdout is not None
+        env: dict[str, str] = {}
+        while "REALTIMEKIT_APP_ID" not in env:
+            raw = proc.stdout.readline()
+            assert raw, "the emulator exited before announcing itself"
+            line = raw.strip()
+            if line.startswith("export "):
+                name, _, value = line.removeprefix("export ").partition("=")
+                env[name] = value
+            elif line.startswith("webhook public key:"):
+                env["REALTIMEKIT_WEBHOOK_KEY_URL"] = line.split(":", 1)[1].strip()
+        yield env
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
-        if emulator.stdout:
-            emulator.stdout.close()
-    assert result.returncode == 0, result.stderr
-    first, *rest = result.stdout.splitlines()
-    url, size = first.split()
-    assert url.startswith("http://127.0.0.1:")
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def _run(snippet: Snippet, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    """Run a snippet as a script in ``cwd`` (warnings are errors); exit code, stdout, stderr."""
+    cwd.mkdir()
+    script = cwd / "snippet.py"
+    script.write_text(snippet.code)
+    result = subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def check_quickstart_output(stdout: str) -> None:
+    recording, done, total, uploaded = stdout.splitlines()
+    assert recording.startswith("recording ")
+    status, size, *_ = done.split()
+    assert status == "UPLOADED"
     assert int(size) > 0
-    assert rest
-    assert all(line.split()[1] in {"UPLOADED", "ERRORED"} for line in rest)
+    assert total == "1001 recordings in all"  # 1000 seeded, and the Quickstart's
+    assert int(uploaded.split()[0]) > 0
+
+
+def test_every_snippet_runs_against_the_emulator(tmp_path: Path) -> None:
+    """All at once: the Quickstart on the emulator as the README starts it, the rest on a fast one.
+
+    The README shows the emulator's default exports; only the port differs here.
+    The other snippets share an emulator that runs 20 times faster and sends its
+    webhooks to ``$PORT``, where the webhook snippet listens.
+    """
+    port = _free_port()
+    others = [s for s in snippets("script") if s != QUICKSTART]
+    assert len(others) >= 6
+    readme = (ROOT / "README.md").read_text()
+    with (
+        emulator_process() as defaults,
+        emulator_process(
+            *("--speed", "20", "--recordings", "200"),
+            *("--webhook-url", f"http://127.0.0.1:{port}/webhooks"),
+        ) as fast,
+    ):
+        for name in ("REALTIMEKIT_BASE_URL", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"):
+            shown = re.sub(r":[0-9]+/", ":8788/", defaults[name])
+            assert f"export {name}={shown}\n" in readme
+        assert f"export REALTIMEKIT_APP_ID={defaults['REALTIMEKIT_APP_ID']}\n" in readme
+
+        jobs = [(QUICKSTART, defaults, tmp_path / "quickstart")]
+        jobs += [
+            (s, {**fast, "PORT": str(port)}, tmp_path / f"snippet_{n}")
+            for n, s in enumerate(others)
+        ]
+        with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+            (code, stdout, stderr), *rest = pool.map(lambda job: _run(*job), jobs)
+    assert code == 0, stderr
+    check_quickstart_output(stdout)
+    failures = [
+        f"{snippet.id} exited {code}:\n{out}{err}"
+        for snippet, (code, out, err) in zip(others, rest, strict=True)
+        if code != 0
+    ]
+    assert not failures, "\n\n".join(failures)

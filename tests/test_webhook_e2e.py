@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import socket
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -27,17 +24,7 @@ from realtimekit_async import RealtimeKit
 from realtimekit_async.emulator import Emulator, WebhookFaults
 from realtimekit_async.webhooks import WebhookVerifier
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "webhook_app.py"
-
-
-def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("webhook_app_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from ._webhook_support import load_example
 
 
 @attrs.define
@@ -73,7 +60,7 @@ async def start_stack(*, grace: float, **emulator: Any) -> AsyncIterator[Stack]:
             max_retries=0,
         )
         verifier = WebhookVerifier(client=client, key_url=emu.webhook_keys_url)
-        example = load_example()
+        example = load_example("webhook_app")
         app = example.create_app(client, verifier, grace=grace, poll_interval=0.01)
         runner = web.AppRunner(app, shutdown_timeout=1.0)
         await runner.setup()
@@ -204,7 +191,7 @@ async def test_bad_wait_arguments_answer_400(stack: Stack) -> None:
 
 
 def test_example_main_is_runnable(monkeypatch: pytest.MonkeyPatch) -> None:
-    example = load_example()
+    example = load_example("webhook_app")
     calls: list[tuple[Any, dict[str, Any]]] = []
 
     def fake_run_app(app: Any, **kwargs: Any) -> None:

@@ -24,6 +24,7 @@ from realtimekit_async import (
     WebhookVerificationError,
 )
 from realtimekit_async.webhooks import (
+    DeduplicationStore,
     Deduplicator,
     GenericEvent,
     RecordingStatusUpdate,
@@ -223,50 +224,51 @@ class FakeClock:
         return self.now
 
 
-def test_duplicate_is_detected() -> None:
+async def test_duplicate_is_detected() -> None:
     dedup = Deduplicator()
-    assert dedup.first_time("a")
-    assert not dedup.first_time("a")
-    assert dedup.first_time("b")
+    assert isinstance(dedup, DeduplicationStore)
+    assert await dedup.add_if_new("a")
+    assert not await dedup.add_if_new("a")
+    assert await dedup.add_if_new("b")
     assert "a" in dedup
 
 
-def test_dedup_entries_expire_after_ttl() -> None:
+async def test_dedup_entries_expire_after_ttl() -> None:
     clock = FakeClock()
     dedup = Deduplicator(ttl=60, clock=clock)
-    assert dedup.first_time("a")
+    assert await dedup.add_if_new("a")
     clock.now += 59.9
-    assert not dedup.first_time("a")
+    assert not await dedup.add_if_new("a")
     clock.now += 0.2
     assert "a" not in dedup
-    assert dedup.first_time("a")  # expired: treated as new again
-    assert not dedup.first_time("a")
+    assert await dedup.add_if_new("a")  # expired: treated as new again
+    assert not await dedup.add_if_new("a")
 
 
-def test_dedup_purges_expired_entries() -> None:
+async def test_dedup_purges_expired_entries() -> None:
     clock = FakeClock()
     dedup = Deduplicator(ttl=10, clock=clock)
     for i in range(5):
-        dedup.first_time(f"old-{i}")
+        await dedup.add_if_new(f"old-{i}")
     clock.now += 11
-    dedup.first_time("new")
+    await dedup.add_if_new("new")
     assert len(dedup) == 1
 
 
-def test_dedup_memory_is_bounded() -> None:
+async def test_dedup_memory_is_bounded() -> None:
     dedup = Deduplicator(max_entries=3)
     for key in "abcd":
-        assert dedup.first_time(key)
+        assert await dedup.add_if_new(key)
     assert len(dedup) == 3
     assert "a" not in dedup  # the oldest went first
-    assert not dedup.first_time("d")
+    assert not await dedup.add_if_new("d")
 
 
-def test_forget_allows_redelivery() -> None:
+async def test_forget_allows_redelivery() -> None:
     dedup = Deduplicator()
-    dedup.first_time("a")
-    dedup.forget("a")
-    assert dedup.first_time("a")
+    await dedup.add_if_new("a")
+    await dedup.forget("a")
+    assert await dedup.add_if_new("a")
 
 
 @pytest.mark.parametrize(
@@ -462,25 +464,7 @@ def test_verifier_arguments_are_validated() -> None:
         WebhookVerifier("not a key")
 
 
-# -- the aiohttp handler ---------------------------------------------------------------
-
-
-class Recorder:
-    """An event callback that records what it got; behaviour set per test."""
-
-    def __init__(self) -> None:
-        self.events: list[WebhookEvent] = []
-        self.raise_retry = False
-        self.delay = 0.0
-        self.done = asyncio.Event()
-
-    async def __call__(self, event: WebhookEvent) -> None:
-        self.events.append(event)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        self.done.set()
-        if self.raise_retry:
-            raise RetryDelivery
+# -- the handler (the behaviour per framework: test_webhook_receivers.py) ----------
 
 
 async def serve(handler: WebhookHandler) -> TestClient[web.Request, web.Application]:
@@ -489,21 +473,6 @@ async def serve(handler: WebhookHandler) -> TestClient[web.Request, web.Applicat
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     return client
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-async def http(recorder: Recorder) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    handler = webhook_handler(
-        WebhookVerifier(public_pem()), recorder, max_body_size=4096, respond_within=0.2
-    )
-    client = await serve(handler)
-    yield client
-    await client.close()
 
 
 async def post(
@@ -515,133 +484,6 @@ async def post(
         "/hooks", data=body, headers=headers if headers is not None else signed_headers(body)
     ) as response:
         return response.status, await response.text()
-
-
-async def test_handler_accepts_and_dispatches(
-    http: TestClient[web.Request, web.Application], recorder: Recorder
-) -> None:
-    assert await post(http) == (200, "ok")
-    assert len(recorder.events) == 1
-    event = recorder.events[0]
-    assert isinstance(event, RecordingStatusUpdate)
-    assert event.delivery_id == "delivery-1"
-
-
-async def test_handler_accepts_legacy_headers(
-    http: TestClient[web.Request, web.Application], recorder: Recorder
-) -> None:
-    status, _ = await post(http, headers=signed_headers(BODY, "d-legacy", prefix="dyte"))
-    assert status == 200
-    assert recorder.events[0].delivery_id == "d-legacy"
-
-
-async def test_handler_missing_signature_is_401(
-    http: TestClient[web.Request, web.Application], recorder: Recorder
-) -> None:
-    headers = signed_headers(BODY)
-    del headers["rtk-signature"]
-    assert (await post(http, headers=headers))[0] == 401
-    assert recorder.events == []
-
-
-async def test_handler_bad_signature_is_401(
-    http: TestClient[web.Request, web.Application], recorder: Recorder
-) -> None:
-    tampered = BODY.replace(b"UPLOADED", b"ERRORED!")
-    assert (await post(http, tampered, signed_headers(BODY)))[0] == 401
-    assert (await post(http, BODY, signed_headers(BODY, which=1)))[0] == 401
-    assert recorder.events == []
-
-
-async def test_handler_non_json_content_type_is_400(
-    http: TestClient[web.Request, web.Application], recorder: Recorder
-) -> None:
-    headers = signed_headers(BODY) | {"Content-Type": "text/plain"}
-    assert (await post(http, headers=headers))[0] == 400
-    assert recorder.events == []
-
-
-async def test_handler_signed_non_json_body_is_400(
-    http: TestClient[web.Request, web.Application], recorder: Recorder
-) -> None:
-    body = b"<html>hello</html>"
-    assert (await post(http, body, signed_headers(body)))[0] == 400
-    assert recorder.events == []
-
-
-async def test_handler_oversized_body_is_413(
-    http: TestClient[web.Request, web.Application], recorder: Recorder
-) -> None:
-    body = encode(status_update("UPLOADED", padding="x" * 5000))
-    assert (await post(http, body, signed_headers(body)))[0] == 413
-    assert recorder.events == []
-
-
-async def test_handler_oversized_chunked_body_is_413(
-    http: TestClient[web.Request, web.Application], recorder: Recorder
-) -> None:
-    body = encode(status_update("UPLOADED", padding="x" * 5000))
-
-    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: read until the limit
-        for i in range(0, len(body), 1000):
-            yield body[i : i + 1000]
-
-    async with http.post("/hooks", data=chunks(), headers=signed_headers(body)) as response:
-        assert response.status == 413
-    assert recorder.events == []
-
-
-async def test_handler_duplicate_is_acknowledged_not_redispatched(
-    http: TestClient[web.Request, web.Application], recorder: Recorder
-) -> None:
-    assert await post(http) == (200, "ok")
-    assert await post(http) == (200, "duplicate")
-    assert len(recorder.events) == 1
-    # The same signed body under a fresh rtk-uuid is a replay, not a new event.
-    assert await post(http, headers=signed_headers(BODY, "delivery-2")) == (200, "duplicate")
-    other = encode(status_update("UPLOADING"))
-    assert await post(http, other, signed_headers(other, "delivery-2")) == (200, "ok")
-    assert len(recorder.events) == 2
-
-
-async def test_handler_retry_delivery_is_503_and_redelivery_dispatches(
-    http: TestClient[web.Request, web.Application], recorder: Recorder
-) -> None:
-    recorder.raise_retry = True
-    assert (await post(http))[0] == 503
-    recorder.raise_retry = False
-    assert await post(http) == (200, "ok")  # the same delivery id, dispatched again
-    assert len(recorder.events) == 2
-
-
-async def test_handler_answers_before_slow_callback_finishes(recorder: Recorder) -> None:
-    recorder.delay = 10.0
-    handler = webhook_handler(
-        WebhookVerifier(public_pem()), recorder, respond_within=0.05, shutdown_timeout=0.05
-    )
-    http = await serve(handler)
-    try:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        assert (await post(http))[0] == 202
-        assert loop.time() - started < 2.0
-        assert handler.pending == 1  # still running, and tracked
-    finally:
-        await http.close()  # app shutdown cancels the slow callback
-    assert handler.pending == 0
-    assert not recorder.done.is_set()
-
-
-async def test_handler_shutdown_lets_quick_callbacks_finish(recorder: Recorder) -> None:
-    recorder.delay = 0.1
-    handler = webhook_handler(WebhookVerifier(public_pem()), recorder, respond_within=0)
-    http = await serve(handler)
-    try:
-        assert (await post(http))[0] == 202
-    finally:
-        await http.close()
-    assert recorder.done.is_set()
-    assert handler.pending == 0
 
 
 async def test_handler_sync_callback_and_errors(caplog: pytest.LogCaptureFixture) -> None:

@@ -5,8 +5,8 @@ It is an independent oracle: it shares no code with the SDK. One
 
 * the API (``emu.base_url`` = ``http://127.0.0.1:{port}/client/v4``) with the six
   Recordings endpoints under ``/accounts/{account_id}/realtime/kit/{app_id}/recordings``
-  (any account/app id is accepted; all share one store), Bearer auth with
-  ``emu.token``, and ``/.well-known/webhooks.json`` on the origin root;
+  for one account (``emu.account_id``) and one app (``emu.app_id``), Bearer auth
+  with ``emu.token``, and ``/.well-known/webhooks.json`` on the origin root;
 * a storage host on another port serving presigned download URLs
   ``/files/{recording_id}/{video|audio}?X-Expires={epoch}&X-Signature={hmac}``
   with HTTP Range support.
@@ -45,6 +45,9 @@ emulator follows the schema and still accepts the seed's requests:
 Behaviour where the schema leaves room (all configurable on
 :class:`Emulator` unless noted):
 
+* a path naming another account answers 403 in Cloudflare's v4 shape (code
+  10000, "Authentication error": what a token gets for an account outside its
+  scope), another app id 404 in the RealtimeKit shape; a wrong token is 401;
 * ``page_no``/``per_page`` are any numbers >= 0 (the schema's only rule):
   fractions are floored, ``page_no`` 0 and 1 both mean the first page,
   ``per_page`` 0 means the default (20, ``default_per_page``), and a
@@ -92,39 +95,13 @@ from ._faults import (
     CLOUDFLARE_RATE_LIMITS,
     FAULT_KINDS,
     FaultConfig,
-    FaultSchedule,
-    RateLimiter,
     RateLimitRule,
     WindowRecord,
 )
-from ._state import (
-    LifecycleConfig,
-    ListQuery,
-    PageWindow,
-    RecordingStore,
-    check_action,
-    compute_file_size,
-    page_window,
-    parse_list_query,
-)
-from ._storage import (
-    RangeNotSatisfiableError,
-    UrlSigner,
-    expected_file_bytes,
-    expected_file_sha256,
-    iter_file_bytes,
-    parse_range,
-)
-from ._util import ApiError
-from ._webhooks import (
-    WebhookDelivery,
-    WebhookFaults,
-    build_status_payload,
-    verify_webhook_signature,
-)
+from ._storage import expected_file_bytes, expected_file_sha256, iter_file_bytes
+from ._webhooks import WebhookDelivery, WebhookFaults, verify_webhook_signature
 
 __all__ = [
-    "ApiError",
     "CLOUDFLARE_GLOBAL_RATE_LIMIT",
     "CLOUDFLARE_RATE_LIMITS",
     "DEFAULT_ACCOUNT_ID",
@@ -136,28 +113,14 @@ __all__ = [
     "EmulatorStats",
     "FAULT_KINDS",
     "FaultConfig",
-    "FaultSchedule",
-    "LifecycleConfig",
-    "ListQuery",
-    "PageWindow",
-    "RangeNotSatisfiableError",
     "RateLimitRule",
-    "RateLimiter",
-    "RecordingStore",
     "StorageRequest",
-    "UrlSigner",
     "WebhookDelivery",
     "WebhookFaults",
     "WindowRecord",
-    "build_status_payload",
-    "check_action",
-    "compute_file_size",
     "expected_file_bytes",
     "expected_file_sha256",
     "iter_file_bytes",
-    "page_window",
-    "parse_list_query",
-    "parse_range",
     "serve",
     "verify_webhook_signature",
 ]

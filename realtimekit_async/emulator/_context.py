@@ -6,7 +6,7 @@ import collections
 import contextvars
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import attrs
 from aiohttp import web
@@ -14,10 +14,8 @@ from multidict import CIMultiDict
 
 from ._clock import EmulatedClock
 from ._faults import FaultSchedule, RateLimiter
+from ._signing import UrlSigner
 from ._state import RecordingStore
-
-if TYPE_CHECKING:
-    from ._storage import UrlSigner
 
 __all__ = [
     "CTX_KEY",
@@ -79,7 +77,8 @@ class EmulatorContext:
     clock: EmulatedClock
     signer: UrlSigner
     token: str
-    organization_id: str
+    account_id: str
+    app_id: str
     public_key_pem: Callable[[], str]
     stats: EmulatorStats = attrs.field(factory=EmulatorStats)
     faults: FaultSchedule | None = None

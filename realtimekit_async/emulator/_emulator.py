@@ -15,7 +15,7 @@ from typing import Any, Final, Self
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ._app import API_PREFIX, RATE_LIMIT_HEADER_STYLES, WELL_KNOWN_PATH, build_api_app
+from ._app import WELL_KNOWN_PATH, build_api_app
 from ._clock import EmulatedClock
 from ._context import (
     TRACK_RESPONSES,
@@ -32,10 +32,13 @@ from ._faults import (
     WindowRecord,
     to_rules,
 )
+from ._http import API_PREFIX, RATE_LIMIT_HEADER_STYLES
+from ._parsing import STATUSES
 from ._seed import generate_seed_data
 from ._serialize import View, recording_json
-from ._state import STATUSES, LifecycleConfig, Meeting, Recording, RecordingStore
-from ._storage import UrlSigner, build_storage_app, file_size_for
+from ._signing import UrlSigner
+from ._state import LifecycleConfig, Meeting, Recording, RecordingStore
+from ._storage import build_storage_app, file_size_for
 from ._util import caller_id, datetime_to_ms
 from ._webhooks import (
     WebhookDelivery,
@@ -53,6 +56,7 @@ __all__ = [
     "DEFAULT_TOKEN",
     "DEFAULT_WEBHOOK_STATUSES",
     "Emulator",
+    "describe",
     "serve",
 ]
 
@@ -66,8 +70,11 @@ class Emulator:
     """A local RealtimeKit Recordings API, storage host and webhook sender.
 
     Use ``async with Emulator(...) as emu:``; both sites bind ``host`` on
-    ephemeral ports by default (``port``, ``storage_port``). Every account id and
-    app id in a path is accepted and they all share one store.
+    ephemeral ports by default (``port``, ``storage_port``). It has one account
+    (``account_id``) with one app (``app_id``), as a real token's scope would:
+    another account id answers 403 (Cloudflare's "Authentication error", code
+    10000) and another app id 404, so a misconfigured client fails here as it
+    would in production.
 
     Options, by group:
 
@@ -200,7 +207,8 @@ class Emulator:
             clock=self.clock,
             signer=UrlSigner(secret),
             token=token,
-            organization_id=app_id,
+            account_id=account_id,
+            app_id=app_id,
             public_key_pem=lambda: self.webhook_public_key_pem,
             faults=FaultSchedule(faults) if faults is not None else None,
             rate_limiter=RateLimiter(rules) if rules else None,
@@ -296,11 +304,10 @@ class Emulator:
     def _on_status_change(self, rec: Recording, meeting: Meeting) -> None:
         if rec.status not in self._webhook_statuses or not self._sender.urls:
             return
-        signer = self._ctx.signer
         payload = build_status_payload(
             rec,
             meeting,
-            url_for=lambda r, kind: signer.url(r.id, kind, (r.expiry_ms or 0) // 1000),
+            url_for=self._ctx.signer.url_for,
             organization_id=self.app_id,
             organization_name=self.app_name,
         )
@@ -338,6 +345,11 @@ class Emulator:
     def webhook_keys_url(self) -> str:
         """URL serving ``{"success": true, "data": {"publicKey": PEM}}``."""
         return self.api_origin + WELL_KNOWN_PATH
+
+    @property
+    def webhook_urls(self) -> tuple[str, ...]:
+        """Where status changes are delivered as signed webhooks."""
+        return tuple(self._sender.urls)
 
     # -- state and observation --------------------------------------------------------
 
@@ -440,14 +452,36 @@ class Emulator:
         """The JSON the API would return for a recording right now. Raises KeyError."""
         self.store.run_due()
         rec = self.store.recordings[recording_id]
-        signer = self._ctx.signer
         return recording_json(
             rec,
             self.store.meetings[rec.meeting_id],
             view=view,
-            url_for=lambda r, kind: signer.url(r.id, kind, (r.expiry_ms or 0) // 1000),
+            url_for=self._ctx.signer.url_for,
             extra_fields=self._ctx.extra_fields,
         )
+
+
+def describe(emu: Emulator) -> list[str]:
+    """What ``realtimekit emulator`` prints: the addresses, the identity, and shell exports."""
+    lines = [
+        f"RealtimeKit emulator API:     {emu.base_url}",
+        f"  storage (downloads):        {emu.storage_url}",
+        f"  webhook public key:         {emu.webhook_keys_url}",
+        f"  token:                      {emu.token}",
+        f"  account_id:                 {emu.account_id}",
+        f"  app_id:                     {emu.app_id}",
+        f"  recordings:                 {len(emu.store.recordings)}",
+    ]
+    lines += [f"  webhooks to:                {url}" for url in emu.webhook_urls]
+    lines += [
+        "",
+        "Point the SDK and the CLI at it (POSIX shell):",
+        f"  export REALTIMEKIT_BASE_URL={emu.base_url}",
+        f"  export CLOUDFLARE_API_TOKEN={emu.token}",
+        f"  export CLOUDFLARE_ACCOUNT_ID={emu.account_id}",
+        f"  export REALTIMEKIT_APP_ID={emu.app_id}",
+    ]
+    return lines
 
 
 async def serve(
@@ -463,11 +497,6 @@ async def serve(
     ``speed``, ``faults``...). This is what ``realtimekit emulator`` runs.
     """
     async with Emulator(host=host, port=port, **options) as emu:
-        announce(f"RealtimeKit emulator API:     {emu.base_url}")
-        announce(f"  storage (downloads):        {emu.storage_url}")
-        announce(f"  webhook public key:         {emu.webhook_keys_url}")
-        announce(f"  token:                      {emu.token}")
-        announce(f"  account_id:                 {emu.account_id}")
-        announce(f"  app_id:                     {emu.app_id}")
-        announce(f"  recordings:                 {len(emu.store.recordings)}")
+        for line in describe(emu):
+            announce(line)
         await asyncio.Event().wait()

@@ -1,28 +1,25 @@
-"""The storage site: presigned-URL signing, deterministic file bytes, Range serving."""
+"""The storage site: deterministic file bytes, Range serving, presigned-URL checks."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import re
 from collections.abc import Iterator
 from email.utils import format_datetime
 from typing import Final
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from multidict import CIMultiDict
 
-from ._context import CTX_KEY, TRUNCATE, EmulatorContext, StorageRequest
+from ._context import CTX_KEY, TRUNCATE, EmulatorContext
+from ._http import abort, fault_middleware, prepare_headers, storage_middleware, xml_error
 from ._state import audio_file_size
 from ._util import ms_to_datetime
 
 __all__ = [
     "FILE_KINDS",
     "RangeNotSatisfiableError",
-    "UrlSigner",
     "build_storage_app",
     "expected_file_bytes",
     "expected_file_sha256",
@@ -112,38 +109,6 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, min(last, size - 1) + 1
 
 
-class UrlSigner:
-    """Builds and checks presigned download URLs (HMAC-SHA256 over id, kind, expiry)."""
-
-    def __init__(self, secret: bytes, base_url: str = "") -> None:
-        self._secret = secret
-        self.base_url = base_url
-
-    def signature(self, recording_id: str, kind: str, expires: int) -> str:
-        """Hex HMAC for a (recording, kind, expiry epoch seconds) triple."""
-        msg = f"{recording_id}\n{kind}\n{expires}".encode()
-        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
-
-    def url(self, recording_id: str, kind: str, expires: int) -> str:
-        """Full presigned URL on the storage site."""
-        sig = self.signature(recording_id, kind, expires)
-        return f"{self.base_url}/files/{recording_id}/{kind}?X-Expires={expires}&X-Signature={sig}"
-
-    def verify(self, recording_id: str, kind: str, expires: str, signature: str) -> bool:
-        """Whether ``signature`` is valid for these values (constant-time)."""
-        if not expires.isdigit():
-            return False
-        return hmac.compare_digest(self.signature(recording_id, kind, int(expires)), signature)
-
-
-def _xml_error(status: int, code: str, message: str) -> web.Response:
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
-    )
-    return web.Response(status=status, text=body, content_type="application/xml")
-
-
 def file_size_for(ctx: EmulatorContext, recording_id: str, kind: str) -> int | None:
     """Size of a downloadable file, or None when that file does not exist (yet)."""
     rec = ctx.store.recordings.get(recording_id)
@@ -156,22 +121,17 @@ def file_size_for(ctx: EmulatorContext, recording_id: str, kind: str) -> int | N
     return rec.file_size
 
 
-def _abort(request: web.BaseRequest) -> None:
-    if request.transport is not None:
-        request.transport.abort()
-
-
 def _refusal(ctx: EmulatorContext, request: web.Request) -> web.Response | None:
     """The error a download request gets (bad key, signature or expiry), if any."""
     rid = request.match_info["recording_id"]
     kind = request.match_info["kind"]
     expires = request.query.get("X-Expires", "")
     if kind not in FILE_KINDS:
-        return _xml_error(404, "NoSuchKey", "The specified key does not exist.")
+        return xml_error(404, "NoSuchKey", "The specified key does not exist.")
     if not ctx.signer.verify(rid, kind, expires, request.query.get("X-Signature", "")):
-        return _xml_error(403, "SignatureDoesNotMatch", "The request signature is invalid.")
+        return xml_error(403, "SignatureDoesNotMatch", "The request signature is invalid.")
     if ctx.clock.now_ms() >= int(expires) * 1000:
-        return _xml_error(403, "AccessDenied", "Request has expired.")
+        return xml_error(403, "AccessDenied", "Request has expired.")
     return None
 
 
@@ -184,7 +144,7 @@ async def _download(request: web.Request) -> web.StreamResponse:
         return refusal
     size = file_size_for(ctx, rid, kind)
     if size is None:
-        return _xml_error(404, "NoSuchKey", "The specified key does not exist.")
+        return xml_error(404, "NoSuchKey", "The specified key does not exist.")
     rec = ctx.store.recordings[rid]
     etag = '"' + hashlib.sha256(f"{rid}:{kind}:{size}".encode()).hexdigest()[:32] + '"'
     range_header = request.headers.get("Range")
@@ -194,7 +154,7 @@ async def _download(request: web.Request) -> web.StreamResponse:
     try:
         window = parse_range(range_header, size)
     except RangeNotSatisfiableError:
-        bad = _xml_error(416, "InvalidRange", "The requested range is not satisfiable.")
+        bad = xml_error(416, "InvalidRange", "The requested range is not satisfiable.")
         bad.headers["Content-Range"] = f"bytes */{size}"
         return bad
     start, stop = window if window is not None else (0, size)
@@ -220,7 +180,7 @@ async def _download(request: web.Request) -> web.StreamResponse:
         await resp.write(chunk)
     if truncate:
         await asyncio.sleep(0)
-        _abort(request)
+        abort(request)
         return resp
     await resp.write_eof()
     return resp
@@ -228,25 +188,7 @@ async def _download(request: web.Request) -> web.StreamResponse:
 
 def build_storage_app(ctx: EmulatorContext) -> web.Application:
     """The download site standing in for the presigned storage host."""
-    from ._app import fault_middleware, prepare_headers
-
-    @web.middleware
-    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
-        ctx.stats.requests["download"] += 1
-        ctx.storage_requests.append(
-            StorageRequest(
-                method=request.method,
-                path=request.path,
-                query_string=request.query_string,
-                headers=CIMultiDict(request.headers),
-            )
-        )
-        ctx.store.run_due()
-        if ctx.latency > 0:
-            await asyncio.sleep(ctx.latency)
-        return await handler(request)
-
-    app = web.Application(middlewares=[record, fault_middleware("storage")])
+    app = web.Application(middlewares=[storage_middleware, fault_middleware("storage")])
     app[CTX_KEY] = ctx
     app.router.add_get("/files/{recording_id}/{kind}", _download, name="download")
     app.on_response_prepare.append(prepare_headers)

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 __all__ = [
-    "ApiError",
+    "EmulatorHTTPError",
     "caller_id",
     "format_ms",
     "iso_to_ms",
@@ -21,7 +21,7 @@ _UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
-class ApiError(Exception):
+class EmulatorHTTPError(Exception):
     """A request the emulated API rejects; rendered in the RealtimeKit error shape."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -29,13 +29,14 @@ __all__ = [
     "generate_private_key",
     "public_key_pem",
     "sign_body",
+    "signed_headers",
     "verify_webhook_signature",
 ]
 
 
-def generate_private_key() -> rsa.RSAPrivateKey:
-    """A fresh 2048-bit RSA key (takes ~0.1 s)."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def generate_private_key(key_size: int = 2048) -> rsa.RSAPrivateKey:
+    """A fresh RSA key (2048 bits take ~0.1 s)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=key_size)
 
 
 @functools.cache
@@ -56,6 +57,22 @@ def public_key_pem(key: rsa.RSAPrivateKey) -> str:
 def sign_body(key: rsa.RSAPrivateKey, body: bytes) -> str:
     """Base64 RSA-SHA256 (PKCS#1 v1.5) signature of the exact body bytes."""
     return base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+def signed_headers(
+    key: rsa.RSAPrivateKey, body: bytes, *, delivery_id: str, webhook_id: str, legacy: bool
+) -> dict[str, str]:
+    """The headers RealtimeKit sends with ``body``: its JSON type, signature and ids.
+
+    ``legacy`` uses the Dyte-era ``dyte-*`` names instead of ``rtk-*``.
+    """
+    prefix = "dyte" if legacy else "rtk"
+    return {
+        "Content-Type": "application/json",
+        f"{prefix}-signature": sign_body(key, body),
+        f"{prefix}-uuid": delivery_id,
+        f"{prefix}-webhook-id": webhook_id,
+    }
 
 
 def verify_webhook_signature(public_key: str | bytes, body: bytes, signature: str) -> bool:
@@ -258,14 +275,14 @@ class WebhookSender:
             task.add_done_callback(self._tasks.discard)
 
     def _headers(self, meta: WebhookDelivery) -> dict[str, str]:
-        prefix = "dyte" if self._legacy else "rtk"
-        return {
-            "Content-Type": "application/json",
-            "User-Agent": "realtimekit-emulator-webhooks/1",
-            f"{prefix}-signature": sign_body(self._key(), meta.body),
-            f"{prefix}-uuid": meta.uuid,
-            f"{prefix}-webhook-id": meta.webhook_id,
-        }
+        signed = signed_headers(
+            self._key(),
+            meta.body,
+            delivery_id=meta.uuid,
+            webhook_id=meta.webhook_id,
+            legacy=self._legacy,
+        )
+        return {"User-Agent": "realtimekit-emulator-webhooks/1", **signed}
 
     async def _deliver(self, meta: WebhookDelivery, *, copies: int, delayed: bool) -> None:
         if delayed:

@@ -5,7 +5,11 @@ Enable in a top-level ``conftest.py``::
     pytest_plugins = ["realtimekit_async.emulator.pytest_plugin"]
 
 (or ``pytest -p realtimekit_async.emulator.pytest_plugin``). Requires
-pytest-asyncio. Fixtures (function scope, in the test's event loop):
+pytest-asyncio 0.24 or newer, in either mode: with ``asyncio_mode = auto`` async
+tests just take the fixtures; in ``strict`` mode (pytest-asyncio's default)
+mark them ``@pytest.mark.asyncio`` as usual. The fixtures are function-scoped
+and run in the test's event loop (the default ``function`` loop scope).
+Fixtures:
 
 ``realtimekit_emulator``
     A started :class:`~realtimekit_async.emulator.Emulator` with default options.

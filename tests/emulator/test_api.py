@@ -9,7 +9,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from realtimekit_async.emulator import Emulator, compute_file_size
+from realtimekit_async.emulator import Emulator
+from realtimekit_async.emulator._state import compute_file_size
 from realtimekit_async.emulator.pytest_plugin import EmulatorFactory
 
 from ._support import FIXED_START_ISO, call, control, get_recording, start
@@ -47,14 +48,33 @@ async def test_missing_or_wrong_token_is_401_in_cloudflare_shape(
     assert emu.stats.statuses[401] == 3
 
 
-async def test_any_account_and_app_share_one_store(
+async def test_another_account_or_app_answers_as_cloudflare_would(
     emu: Emulator, session: aiohttp.ClientSession
 ) -> None:
     rec = await start(session, emu, "m-1")
-    other = f"{emu.base_url}/accounts/other/realtime/kit/other-app/recordings/{rec['id']}"
-    reply = await call(session, "GET", other, emu=emu)
-    assert reply.status == 200
-    assert reply.body["data"]["id"] == rec["id"]
+    base = f"{emu.base_url}/accounts"
+    other_account = f"{base}/other/realtime/kit/{emu.app_id}/recordings/{rec['id']}"
+    reply = await call(session, "GET", other_account, emu=emu)
+    assert (reply.status, reply.body) == (
+        403,
+        {
+            "success": False,
+            "errors": [{"code": 10000, "message": "Authentication error"}],
+            "messages": [],
+            "result": None,
+        },
+    )
+    other_app = f"{base}/{emu.account_id}/realtime/kit/other-app/recordings"
+    reply = await call(session, "POST", other_app, json={"meeting_id": "m-2"}, emu=emu)
+    assert reply.status == 404
+    assert reply.body == {
+        "success": False,
+        "error": {"code": 404, "message": "app other-app not found in this account"},
+    }
+    assert emu.stats.starts_by_meeting == {"m-1": 1}
+    # A wrong token is still refused first (401), whatever the path names.
+    reply = await call(session, "GET", other_account, headers={"Authorization": "Bearer x"})
+    assert reply.status == 401
 
 
 async def test_cf_ray_is_unique_per_response(emu: Emulator, session: aiohttp.ClientSession) -> None:

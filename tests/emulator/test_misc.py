@@ -8,7 +8,8 @@ import time
 import aiohttp
 import pytest
 
-from realtimekit_async.emulator import DEFAULT_TOKEN, Emulator, parse_list_query, serve
+from realtimekit_async.emulator import DEFAULT_TOKEN, Emulator, serve
+from realtimekit_async.emulator._parsing import parse_list_query
 from realtimekit_async.emulator.pytest_plugin import EmulatorFactory
 
 from ._support import call, start

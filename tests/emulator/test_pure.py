@@ -15,34 +15,38 @@ from hypothesis import strategies as st
 
 from realtimekit_async.emulator import (
     CLOUDFLARE_RATE_LIMITS,
-    ApiError,
     EmulatedClock,
     FaultConfig,
-    FaultSchedule,
-    LifecycleConfig,
-    RangeNotSatisfiableError,
-    RateLimiter,
     RateLimitRule,
-    RecordingStore,
-    UrlSigner,
-    check_action,
-    compute_file_size,
     expected_file_bytes,
     expected_file_sha256,
     iter_file_bytes,
-    page_window,
-    parse_list_query,
-    parse_range,
 )
-from realtimekit_async.emulator._faults import format_retry_after, to_rules
-from realtimekit_async.emulator._seed import generate_seed_data
-from realtimekit_async.emulator._state import (
+from realtimekit_async.emulator._faults import (
+    FaultSchedule,
+    RateLimiter,
+    format_retry_after,
+    to_rules,
+)
+from realtimekit_async.emulator._parsing import (
     ListQuery,
+    parse_list_query,
     parse_start_body,
     parse_track_body,
     sanitize_storage_config,
 )
-from realtimekit_async.emulator._util import format_ms, iso_to_ms
+from realtimekit_async.emulator._seed import generate_seed_data
+from realtimekit_async.emulator._signing import UrlSigner
+from realtimekit_async.emulator._state import (
+    LifecycleConfig,
+    Recording,
+    RecordingStore,
+    check_action,
+    compute_file_size,
+    page_window,
+)
+from realtimekit_async.emulator._storage import RangeNotSatisfiableError, parse_range
+from realtimekit_async.emulator._util import EmulatorHTTPError, format_ms, iso_to_ms
 
 T0 = 1_740_830_400_000  # 2025-03-01T12:00:00Z
 
@@ -175,7 +179,7 @@ def test_parse_list_query_defaults_and_repeated_status() -> None:
     ],
 )
 def test_parse_list_query_rejects(pairs: list[tuple[str, str]], fragment: str) -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(EmulatorHTTPError) as info:
         parse_list_query(pairs)
     assert info.value.status == 400
     assert fragment in info.value.message
@@ -215,7 +219,7 @@ def test_parse_start_body_validates_fields() -> None:
         ({"meeting_id": "m", "audio_config": {"codec": "OGG"}}, "audio_config.codec"),
         ({"meeting_id": "m", "allow_multiple_recordings": "yes"}, "allow_multiple_recordings"),
     ]:
-        with pytest.raises(ApiError, match=fragment):
+        with pytest.raises(EmulatorHTTPError, match=fragment):
             parse_start_body(body)
 
 
@@ -241,13 +245,13 @@ def test_parse_track_body() -> None:
     assert req.bucket_enabled
     assert req.storage_config == {"type": "gcs"}
     assert req.file_name_prefix == "p"
-    with pytest.raises(ApiError, match="layers is required"):
+    with pytest.raises(EmulatorHTTPError, match="layers is required"):
         parse_track_body({"meeting_id": "m", "max_seconds": 60})
-    with pytest.raises(ApiError, match=r"outputs\[0\].storage_config is required"):
+    with pytest.raises(EmulatorHTTPError, match=r"outputs\[0\].storage_config is required"):
         parse_track_body(
             {"meeting_id": "m", "layers": {"a": {"outputs": [{"type": "STORAGE_CONFIG"}]}}}
         )
-    with pytest.raises(ApiError, match=r"outputs\[0\].type"):
+    with pytest.raises(EmulatorHTTPError, match=r"outputs\[0\].type"):
         parse_track_body({"meeting_id": "m", "layers": {"a": {"outputs": [{"type": "S3"}]}}})
 
 
@@ -279,7 +283,7 @@ def test_parse_track_body_current_generation() -> None:
     ],
 )
 def test_parse_track_body_rejects(body: dict[str, Any], fragment: str) -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(EmulatorHTTPError) as info:
         parse_track_body({"meeting_id": "m", **body})
     assert info.value.status == 400
     assert fragment in info.value.message
@@ -312,7 +316,7 @@ def test_parse_track_body_rejects(body: dict[str, Any], fragment: str) -> None:
 def test_parse_start_body_rejects_what_the_schema_rejects(
     body: dict[str, Any], fragment: str
 ) -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(EmulatorHTTPError) as info:
         parse_start_body({"meeting_id": "m", **body})
     assert info.value.status == 400
     assert fragment in info.value.message
@@ -348,7 +352,7 @@ def test_sanitize_storage_config_drops_write_only_secrets() -> None:
     ],
 )
 def test_check_action_rejects(status: str, action: object, fragment: str) -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(EmulatorHTTPError) as info:
         check_action(status, action)
     assert info.value.status == 400
     assert fragment in info.value.message
@@ -405,7 +409,7 @@ def test_store_short_recording_errors_and_max_seconds_auto_stops() -> None:
 def test_store_conflicts_and_allow_multiple() -> None:
     store = make_store()
     first = store.start(parse_start_body({"meeting_id": "m"}))
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(EmulatorHTTPError) as info:
         store.start(parse_start_body({"meeting_id": "m"}))
     assert info.value.status == 409
     assert first.id in info.value.message
@@ -413,7 +417,7 @@ def test_store_conflicts_and_allow_multiple() -> None:
     assert store.get_active("m") is second
     store.control(second.id, "stop")
     store.control(first.id, "stop")
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(EmulatorHTTPError) as info:
         store.get_active("m")
     assert info.value.status == 404
 
@@ -540,6 +544,15 @@ def test_url_signer() -> None:
     assert not signer.verify("r", "audio", "1700000000", sig)
     assert not signer.verify("r", "video", "1700000001", sig)
     assert not signer.verify("r", "video", "abc", sig)
+
+
+def test_url_for_signs_a_recordings_file_until_its_expiry() -> None:
+    signer = UrlSigner(b"k", "http://127.0.0.1:9")
+    rec = Recording("r", "m", "UPLOADED", T0, "f.mp4", expiry_ms=1_700_000_000_999)
+    url = signer.url_for(rec, "audio")
+    assert url == signer.url("r", "audio", 1_700_000_000)
+    query = dict(pair.split("=") for pair in url.partition("?")[2].split("&"))
+    assert signer.verify("r", "audio", query["X-Expires"], query["X-Signature"])
 
 
 # -- faults ----------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final, Protocol, TypeVar
 
 import aiohttp
 import attrs
+from yarl import URL
 
 from ._dest import (
     LocalDestination,
@@ -121,6 +122,7 @@ from ._validation import check_int, check_non_negative, check_seconds
 
 if TYPE_CHECKING:
     from ._client import RealtimeKit
+    from ._otel import AttemptSpan
 
 __all__ = [
     "MANIFEST_NAME",
@@ -1415,6 +1417,30 @@ class _Export:
     async def _fetch(
         self, url: str, spec: FileSpec, part: _Sink, *, attempt: int, refreshed: bool
     ) -> Decision:
+        """One GET of ``url`` into ``part``, in a client span when tracing is on."""
+        try:
+            target = URL(url, encoded=True)
+            target.host  # noqa: B018  # a URL aiohttp cannot use gets no span
+        except ValueError:
+            return await self._fetch_once(url, spec, part, attempt, refreshed, None)
+        # The span drops the presigned query (see _otel); the route stays None: no ids in it.
+        with self._client._tracing.attempt(
+            method="GET", url=target, route=None, attempt=attempt
+        ) as span:
+            decision = await self._fetch_once(url, spec, part, attempt, refreshed, span)
+            if decision.step is Step.RETRY:
+                span.retrying(decision.delay)
+            return decision
+
+    async def _fetch_once(
+        self,
+        url: str,
+        spec: FileSpec,
+        part: _Sink,
+        attempt: int,
+        refreshed: bool,
+        span: AttemptSpan | None,
+    ) -> Decision:
         """One GET of ``url`` into ``part`` (resuming at its size); what to do next."""
         headers = await self._request_headers(spec, part)
         offset = part.size
@@ -1425,6 +1451,8 @@ class _Export:
             async with self._session.get(
                 url, headers=headers, timeout=self._settings.timeout, auto_decompress=False
             ) as response:
+                if span is not None:
+                    span.answered(response.status)
                 decision = self._judge(response, offset, part.state, attempt, refreshed, jitter)
                 if decision.step is not Step.WRITE:
                     return decision
@@ -1443,6 +1471,7 @@ class _Export:
                 limit = size_limit(total, spec.expected_size, self._max(spec))
                 await self._stream(response, part, spec.name, limit=limit)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            _failed(span, exc)
             return on_error(
                 Failure.CONNECT,
                 f"cannot connect ({type(exc).__name__})",
@@ -1450,9 +1479,11 @@ class _Export:
                 policy=policy,
                 jitter=jitter,
             )
-        except aiohttp.InvalidURL:
+        except aiohttp.InvalidURL as exc:
+            _failed(span, exc)
             return Decision(Step.FAIL, reason="download URL is not a valid URL")
         except (TimeoutError, aiohttp.ClientError, _TooSlowError) as exc:
+            _failed(span, exc)
             # Only the type: aiohttp's messages can quote the URL with its signature.
             why = (
                 str(exc)
@@ -1466,7 +1497,8 @@ class _Export:
                 policy=policy,
                 jitter=jitter,
             )
-        except ValueError:  # e.g. a host aiohttp cannot encode: no retry can fix it
+        except ValueError as exc:  # e.g. a host aiohttp cannot encode: no retry can fix it
+            _failed(span, exc)
             return Decision(Step.FAIL, reason="download URL is not a valid URL")
         return on_body_end(
             part.size,
@@ -1543,3 +1575,9 @@ class _Export:
         if pending:
             await part.write(pending)
             self._progress.moved(path, part.size)
+
+
+def _failed(span: AttemptSpan | None, exc: BaseException) -> None:
+    """Mark a download attempt's span as failed with the error's type (never its text)."""
+    if span is not None:
+        span.failed(type(exc).__name__)

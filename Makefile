@@ -16,12 +16,12 @@ DEMO_REQS  := $(DEMO_VENV)/requirements.txt
 OLD_VENV  ?= .venv-oldest
 OLD_STAMP := $(OLD_VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit coverage docs docs-serve test-oldest soak bench bench-smoke bench-objstore clean
+.PHONY: install demo test lint typecheck unit coverage docs docs-serve test-oldest soak bench bench-smoke bench-objstore bench-dask clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,cli,bench,s3,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[test,cli,bench,s3,docs,dask]'
 	touch $(STAMP)
 
 # When the interpreter has a pip that can install into another environment
@@ -102,6 +102,12 @@ bench-smoke: $(STAMP)
 ## results: benchmarks/results/objstore.{md,json}).
 bench-objstore: $(STAMP)
 	$(BIN)/python -m benchmarks.objstore_eval
+
+## Export throughput on a local Dask cluster of 1, 2 and 4 workers against an emulator
+## with added latency, and the API request rate against the budget (results:
+## benchmarks/results/dask.{md,json}).
+bench-dask: $(STAMP)
+	$(BIN)/python -m benchmarks.dask_scaling
 
 clean:
 	rm -rf $(VENV) $(OLD_VENV) $(DEMO_VENV) $(SITE) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -94,6 +94,7 @@ class ObjectTarget:
             else ObjectStore(dest, settings, part_size=part_size)
         )
         self._stale_after = stale_after
+        self.cursor_name = CURSOR_NAME
         self._run_id = new_run_id(datetime.now(UTC))
         self._pending: list[ManifestEntry] = []
         self._segments = 0
@@ -157,13 +158,13 @@ class ObjectTarget:
         return found
 
     async def read_cursor(self) -> bytes | None:
-        return await self.store.get(CURSOR_NAME)
+        return await self.store.get(self.cursor_name)
 
     async def write_cursor(self, data: bytes) -> None:
         async def body() -> AsyncIterator[bytes]:
             yield data
 
-        await self.store.put(CURSOR_NAME, body(), content_type="application/json")
+        await self.store.put(self.cursor_name, body(), content_type="application/json")
 
     def sink(self, spec: FileSpec) -> ObjectSink:
         return ObjectSink(self, spec)

@@ -540,6 +540,9 @@ class _Target(Protocol):
     The export loop is the same for both; only these steps differ.
     """
 
+    #: The sync cursor's name in the destination (a shard keeps its own).
+    cursor_name: str
+
     async def open(self) -> dict[tuple[str, FileKind], ManifestEntry]:
         """Claim the destination for this run; the manifest's entries by ``(id, kind)``."""
 
@@ -936,6 +939,7 @@ class _LocalTarget:
         self.path = path
         self._manifest = _ManifestWriter(path / MANIFEST_NAME)
         self._lock: _DestLock | None = None
+        self.cursor_name = CURSOR_NAME
 
     async def open(self) -> dict[tuple[str, FileKind], ManifestEntry]:
         await _blocking(functools.partial(self.path.mkdir, parents=True, exist_ok=True))
@@ -982,10 +986,10 @@ class _LocalTarget:
         return entry if local is Local.SKIP else None
 
     async def read_cursor(self) -> bytes | None:
-        return await _blocking(_read_plain, self.path / CURSOR_NAME)
+        return await _blocking(_read_plain, self.path / self.cursor_name)
 
     async def write_cursor(self, data: bytes) -> None:
-        await _blocking(_replace_plain, self.path / CURSOR_NAME, data)
+        await _blocking(_replace_plain, self.path / self.cursor_name, data)
 
     def sink(self, spec: FileSpec) -> _Sink:
         return _LocalSink(_PartFile(self.path, spec), self.path / spec.name, self._manifest)
@@ -1195,6 +1199,10 @@ class _Export:
         self._expired: list[ExpiredFile] = []
         self._ignored: list[IgnoredRecording] = []
         self._received = 0
+
+    def use_cursor(self, name: str) -> None:
+        """Keep the sync cursor in ``name`` (a shard's own file) instead of the default."""
+        self._target.cursor_name = name
 
     def _server_now(self) -> datetime:
         """Now on the API server's clock, as its latest answer's ``Date`` tells."""

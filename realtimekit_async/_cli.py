@@ -22,6 +22,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, I
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, NoReturn, TextIO
 
+from ._cli_shards import add_shard_arguments, run_sharded, wants_shards
 from ._client import RealtimeKit
 from ._config import ENV_ACCOUNT_ID, ENV_API_TOKEN, ENV_APP_ID, ENV_BASE_URL
 from ._converter import converter
@@ -296,7 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     auth = common.add_argument_group("connection (flags win over the environment)")
     auth.add_argument("--api-token", help=f"API token (default: ${ENV_API_TOKEN})")
     auth.add_argument("--account-id", help=f"Cloudflare account id (default: ${ENV_ACCOUNT_ID})")
-    auth.add_argument("--app-id", help=f"RealtimeKit app id (default: ${ENV_APP_ID})")
+    auth.add_argument(
+        "--app-id",
+        action="append",
+        help=f"RealtimeKit app id (default: ${ENV_APP_ID}; export and sync take several)",
+    )
     auth.add_argument(
         "--base-url", help=f"API base URL (default: ${ENV_BASE_URL}, else Cloudflare's)"
     )
@@ -471,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--concurrency", type=_positive, default=4, help="parallel downloads")
     export.add_argument("--no-audio", action="store_true", help="skip separate audio files")
+    add_shard_arguments(export)
 
     sync = command(
         commands,
@@ -509,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--concurrency", type=_positive, default=4, help="parallel downloads")
     sync.add_argument("--no-audio", action="store_true", help="skip separate audio files")
+    add_shard_arguments(sync)
 
     emulator = command(commands, "emulator", "run a local RealtimeKit emulator")
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -754,6 +761,8 @@ def export_summary(report: ExportReport) -> str:
 
 
 async def _export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if wants_shards(args):
+        return await run_sharded(args, out)
     async with open_client(args) as client:
         with export_progress(err) as on_progress:
             report = await export_recordings(
@@ -793,6 +802,9 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
 
 async def _sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     stop = asyncio.Event()
+    if wants_shards(args):
+        with _stop_on_signals(stop):
+            return await run_sharded(args, out, stop)
     with _stop_on_signals(stop):
         async with open_client(args) as client:
             while True:
@@ -941,6 +953,7 @@ async def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run a parsed command; expected failures become one line on ``err`` and an exit code."""
     try:
+        _one_app_unless_sharded(args)
         return await _dispatch(args, out, err)
     except ValidationError as exc:
         print(f"realtimekit: error: {_with_cli_hint(exc)}", file=err)
@@ -948,6 +961,17 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except (RealtimeKitError, _CommandError) as exc:
         print(f"realtimekit: error: {exc}", file=err)
         return EXIT_FAILURE
+
+
+def _one_app_unless_sharded(args: argparse.Namespace) -> None:
+    """``args.app_ids`` from the repeatable ``--app-id``, ``args.app_id`` the one app of
+    a command that takes one; raises :class:`ValidationError` for several there."""
+    if not isinstance(getattr(args, "app_id", ""), list | None):  # demo; the emulator's own
+        return
+    args.app_ids = list(dict.fromkeys(args.app_id or ()))
+    if len(args.app_ids) > 1 and args.command not in ("export", "sync"):
+        raise ValidationError("app_id", "only export and sync take several --app-id")
+    args.app_id = args.app_ids[0] if args.app_ids else None
 
 
 class _CommandError(Exception):

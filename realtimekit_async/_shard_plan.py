@@ -31,6 +31,7 @@ from ._validation import check_int, check_non_empty
 
 __all__ = [
     "MAX_SHARDS",
+    "SHARE_GUARD",
     "Shard",
     "default_split",
     "divide_rate_limits",
@@ -43,6 +44,8 @@ __all__ = [
 
 #: The most shards one job may have (each is a task with a listing of its own).
 MAX_SHARDS: Final = 100_000
+#: How much longer a divided share's windows are than the budget's (see divide_rate_limits).
+SHARE_GUARD: Final = 0.05
 _SHARD_SPEC: Final = re.compile(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*")
 
 
@@ -188,13 +191,19 @@ def shard_cursor_name(shard: Shard) -> str:
 
 
 def _divided(layer: RateLimit, parts: int) -> RateLimit:
-    return RateLimit(max(1, layer.max_requests // parts), layer.period)
+    return RateLimit(max(1, layer.max_requests // parts), layer.period * (1 + SHARE_GUARD))
 
 
 def divide_rate_limits(limits: RateLimits | None, parts: int) -> RateLimits | None:
     """Each of ``parts`` clients' share of ``limits``: every layer's count divided
-    (rounded down, at least one), so all together stay within the budget while
-    ``parts`` run at once. Header-adaptive pacing is kept as it is."""
+    (rounded down, at least one) over a window :data:`SHARE_GUARD` longer, so all
+    together stay within the budget while ``parts`` run at once.
+
+    The longer window is for the server, which counts a request when it
+    arrives: a share renewed the instant its window ends would otherwise land
+    a request in the server's window still filled by the other clients (each
+    sees only its own spending). Header-adaptive pacing is kept as it is.
+    """
     check_int("parts", parts, 1)
     if limits is None or parts == 1:
         return limits

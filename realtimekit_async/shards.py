@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -39,6 +40,7 @@ from ._exceptions import RealtimeKitError, ValidationError
 from ._export_plan import DEFAULT_SYNC_LAG, ExportReport
 from ._models import Recording, RecordingStatus
 from ._policies import DEFAULT_RATE_LIMITS, RateLimits, RetryPolicy
+from ._ratelimit import RateLimiter
 from ._shard_plan import (
     Shard,
     default_split,
@@ -188,8 +190,13 @@ async def _kept(shard: Shard, listing: AsyncIterator[Recording]) -> AsyncIterato
             yield rec
 
 
+#: One limiter per thread and budget, kept across shards: the shards a worker thread
+#: runs one after another spend one share of the budget, not a fresh share each.
+_LIMITERS: dict[tuple[int, RateLimits], RateLimiter] = {}
+
+
 def _client_for(job: ShardJob, shard: Shard) -> RealtimeKit:
-    return RealtimeKit(
+    client = RealtimeKit(
         api_token=job.api_token,
         account_id=job.account_id,
         app_id=shard.app_id,
@@ -197,6 +204,10 @@ def _client_for(job: ShardJob, shard: Shard) -> RealtimeKit:
         max_retries=job.max_retries,
         rate_limit=job.rate_limit,
     )
+    if job.rate_limit is not None:
+        key = (threading.get_ident(), job.rate_limit)
+        client._transport.limiter = _LIMITERS.setdefault(key, RateLimiter(job.rate_limit))
+    return client
 
 
 async def _run(job: ShardJob, shard: Shard, client: RealtimeKit) -> ShardOutcome:

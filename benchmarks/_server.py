@@ -60,7 +60,11 @@ async def _serve(args: argparse.Namespace) -> None:
         quota, window = args.rate_limit.split("/")
         options["rate_limit"] = RateLimitRule(int(quota), float(window))
     async with Emulator(**options) as emu:
+        # Making the files is not measured: no latency, no rate limit until they exist.
+        ctx = emu._ctx
+        limiter, ctx.rate_limiter, ctx.latency = ctx.rate_limiter, None, 0.0
         file_ids = await _make_files(emu, args.files, args.file_size, args.seed)
+        ctx.rate_limiter, ctx.latency = limiter, args.latency
         info = {
             "base_url": emu.base_url,
             "recordings_url": emu.recordings_url,

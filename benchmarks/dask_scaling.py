@@ -193,7 +193,12 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=128, help="recordings to export")
     parser.add_argument("--file-size", type=int, default=64 * 1024, help="bytes per file")
     parser.add_argument("--latency", type=float, default=0.2, help="seconds added per request")
-    parser.add_argument("--shards", type=int, default=16, help="shards of the job (0: two per worker, as run_on_dask plans)")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=16,
+        help="shards of the job (0: two per worker, as run_on_dask plans)",
+    )
     parser.add_argument("--concurrency", type=int, default=2, help="downloads per shard")
     parser.add_argument("--reps", type=int, default=3, help="repetitions")
     return asyncio.run(_main(parser.parse_args()))

@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import distributed
 from benchmarks.run import emulator, moto_server
 from realtimekit_async import RateLimit, RateLimits
 from realtimekit_async._dest import S3Settings
-from realtimekit_async.shards import ShardJob, plan_job, run_on_dask
+from realtimekit_async.shards import ShardJob, _run_shard_task, plan_job, run_on_dask
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORKERS = (1, 2, 4)
@@ -42,6 +43,7 @@ REGION = "us-east-1"
 #: The job's budget, enforced by the emulator too: requests per window of seconds.
 BUDGET = (20, 1.0)
 TARGET_EFFICIENCY = 0.70
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 async def _bucket(moto: str) -> str:
@@ -58,12 +60,18 @@ async def _bucket(moto: str) -> str:
     return name
 
 
-def _warm(_: int) -> bool:
-    """Import what a shard needs, so the first measured shard does not pay for it."""
-    import realtimekit_async._export_store
-    import realtimekit_async.shards  # noqa: F401
-
-    return True
+async def _warm(client: Any, job: ShardJob) -> None:
+    """Run an empty shard (a window with no recordings) on every worker: imports, the
+    store's client and model loaded, as on a worker that has run before."""
+    empty = attrs.evolve(job, start_time=EPOCH, end_time=EPOCH)
+    (shard,) = plan_job(empty, 1)
+    futures = [
+        client.submit(_run_shard_task, empty, shard, workers=[address], pure=False)
+        for address in await client.nthreads()
+    ]
+    for outcome in await client.gather(futures):
+        if outcome.error is not None:
+            raise RuntimeError(f"warming up failed: {outcome.error}")
 
 
 async def _measure(
@@ -83,8 +91,8 @@ async def _measure(
         distributed.Client(cluster, asynchronous=True) as client,  # type: ignore[no-untyped-call]
     ):
         await client.wait_for_workers(n_workers)
-        await client.gather(client.map(_warm, range(n_workers * 4), pure=False))
         job = attrs.evolve(job, dest=f"s3://{await _bucket(moto)}/bench")
+        await _warm(client, job)
         plan = plan_job(job, shards or 2 * n_workers)
         began = time.perf_counter()
         report = await run_on_dask(client, job, shards=plan)

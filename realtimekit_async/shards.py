@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from ._client import RealtimeKit
-from ._dest import LocalDestination, S3Settings, parse_destination
+from ._dest import LocalDestination, S3Settings, Scheme, parse_destination
 from ._exceptions import RealtimeKitError, ValidationError
 from ._export_plan import DEFAULT_SYNC_LAG, ExportReport
 from ._models import Recording, RecordingStatus
@@ -49,6 +49,7 @@ from ._shard_plan import (
     plan_shards,
     shard_cursor_name,
 )
+from ._validation import check_int
 from .export import DEFAULT_CONCURRENCY, _new_export
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ class ShardJob:
     def has_secrets(self) -> bool:
         """True when the job itself carries a secret (the token or a store credential)."""
         s3 = self.s3
-        store = s3 is not None and (s3.secret_access_key or s3.session_token) is not None
+        store = s3 is not None and (s3.secret_access_key, s3.session_token) != (None, None)
         return self.api_token is not None or store
 
 
@@ -268,7 +269,11 @@ def _report(outcomes: Sequence[ShardOutcome]) -> JobReport:
 
 def _check_job(job: ShardJob, *, distributed: bool) -> None:
     """Raise :class:`ValidationError` before anything runs for what no shard could do."""
-    if distributed and isinstance(parse_destination(job.dest), LocalDestination):
+    check_int("concurrency", job.concurrency, 1)
+    where = parse_destination(job.dest)
+    if not isinstance(where, LocalDestination) and where.scheme is not Scheme.S3:
+        raise ValidationError("dest", f"{where.scheme}:// is not supported; use s3://")
+    if distributed and isinstance(where, LocalDestination):
         raise ValidationError(
             "dest",
             "a distributed run needs an object store (s3://bucket/prefix): a directory "

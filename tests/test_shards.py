@@ -136,6 +136,11 @@ async def test_bad_jobs_are_refused_before_any_request(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as caught:
         ShardJob(dest=str(tmp_path), app_ids=("a",), status=["NOPE"])
     assert caught.value.field == "status"
+    for dest, concurrency, field in (("gs://b/p", 1, "dest"), (str(tmp_path), 0, "concurrency")):
+        bad = ShardJob(dest=dest, app_ids=("a",), concurrency=concurrency)
+        with pytest.raises(ValidationError) as caught:
+            await run_shards(bad, [])
+        assert caught.value.field == field
     windowed = ShardJob(dest=str(tmp_path), app_ids=("a",), sync=True, end_time=T0)
     with pytest.raises(ValidationError) as caught:
         await run_shards(windowed, [])

@@ -114,7 +114,7 @@ def job_from_args(
         dest=args.dest,
         app_ids=tuple(apps),
         sync=sync,
-        include_audio=not args.no_audio,
+        options={"include_audio": not args.no_audio},
         concurrency=args.concurrency,
         account_id=args.account_id or env.get(ENV_ACCOUNT_ID) or None,
         base_url=args.base_url or env.get(ENV_BASE_URL) or None,

@@ -35,8 +35,10 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from ._client import RealtimeKit
+from ._config import DEFAULT_TIMEOUT, resolve_options
 from ._dest import LocalDestination, S3Settings, Scheme, parse_destination
 from ._exceptions import RealtimeKitError, ValidationError
+from ._export_options import DEFAULT_CONCURRENCY, ExportOptions, resolve_export
 from ._export_plan import DEFAULT_SYNC_LAG, ExportReport
 from ._models import Recording, RecordingStatus
 from ._policies import DEFAULT_RATE_LIMITS, RateLimits, RetryPolicy
@@ -49,8 +51,7 @@ from ._shard_plan import (
     plan_shards,
     shard_cursor_name,
 )
-from ._validation import check_int
-from .export import DEFAULT_CONCURRENCY, _new_export
+from .export import _new_export
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -87,6 +88,21 @@ def _app_ids(value: str | Iterable[str]) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
+#: Export options a job sets for all its shards in other ways (or cannot send).
+_NOT_SENT: Final = {
+    "on_progress": "a callback would run on the worker",
+    "app_id": "each shard has its app; give app_ids",
+    "s3": "give the job's s3",
+}
+
+
+def _export_options(value: ExportOptions) -> ExportOptions:
+    for name, why in _NOT_SENT.items():
+        if name in value:
+            raise ValidationError(name, f"not an option of a sharded job: {why}")
+    return ExportOptions(**value)
+
+
 @attrs.frozen
 class ShardJob:
     """An export (or, with ``sync=True``, a sync) of several apps into one destination.
@@ -94,11 +110,14 @@ class ShardJob:
     Everything a worker needs to run any of the job's shards; it is pickled into
     every task. ``dest`` is an ``s3://bucket/prefix`` URL (or, for
     :func:`run_shard_of` and :func:`run_shards` only, a directory). ``status``,
-    ``meeting_id``, ``start_time``, ``end_time``, ``include_audio``,
-    ``concurrency`` (downloads per shard), ``allow_insecure_downloads`` and
-    ``allow_insecure_endpoint`` are as for :func:`export_recordings`; ``lag``
-    as for :func:`sync_recordings`. ``account_id`` and ``base_url`` default to
-    the worker's ``CLOUDFLARE_ACCOUNT_ID`` / ``REALTIMEKIT_BASE_URL``.
+    ``meeting_id``, ``start_time``, ``end_time`` and ``concurrency`` (downloads
+    per shard) are as for :func:`export_recordings`, ``lag`` as for
+    :func:`sync_recordings`, and ``options`` are their :class:`ExportOptions`
+    (``include_audio``, ``url_expiry_margin``, ...) but ``on_progress`` (it
+    would run on the worker), ``app_id`` (each shard's) and ``s3`` (this job's).
+    ``account_id`` and ``base_url`` default to the worker's
+    ``CLOUDFLARE_ACCOUNT_ID`` / ``REALTIMEKIT_BASE_URL``; ``max_retries`` is
+    the workers' clients' (API calls, and downloads unless ``options`` say).
     ``rate_limit`` is the budget of all shards together, divided among those
     in flight. ``s3`` is the store's endpoint and region (credentials from the
     worker's ``AWS_*``).
@@ -118,14 +137,14 @@ class ShardJob:
     meeting_id: str | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
-    include_audio: bool = True
     concurrency: int = DEFAULT_CONCURRENCY
     account_id: str | None = None
     base_url: str | None = None
     rate_limit: RateLimits | None = DEFAULT_RATE_LIMITS
     max_retries: int | RetryPolicy = 2
-    allow_insecure_downloads: bool = False
-    allow_insecure_endpoint: bool = False
+    options: ExportOptions = attrs.field(
+        factory=ExportOptions, converter=_export_options, hash=False
+    )
     s3: S3Settings | None = None
     api_token: str | None = attrs.field(default=None, repr=False)
     send_credentials: bool = False
@@ -212,18 +231,8 @@ def _client_for(job: ShardJob, shard: Shard) -> RealtimeKit:
 
 
 async def _run(job: ShardJob, shard: Shard, client: RealtimeKit) -> ShardOutcome:
-    export = _new_export(
-        client,
-        job.dest,
-        include_audio=job.include_audio,
-        concurrency=job.concurrency,
-        on_progress=None,
-        allow_insecure_downloads=job.allow_insecure_downloads,
-        retry=None,
-        app_id=shard.app_id,
-        s3=job.s3,
-        allow_insecure_endpoint=job.allow_insecure_endpoint,
-    )
+    options: ExportOptions = {**job.options, "app_id": shard.app_id, "s3": job.s3}
+    export = _new_export(client, job.dest, options, concurrency=job.concurrency)
     if not job.sync:
         listing = client.recordings.list(
             status=job.status,
@@ -269,7 +278,18 @@ def _report(outcomes: Sequence[ShardOutcome]) -> JobReport:
 
 def _check_job(job: ShardJob, *, distributed: bool) -> None:
     """Raise :class:`ValidationError` before anything runs for what no shard could do."""
-    check_int("concurrency", job.concurrency, 1)
+    # The options as a worker will resolve them (over a client's defaults): bad ones
+    # fail here, once, rather than in every shard.
+    neutral = resolve_options(
+        api_token="-",
+        account_id="-",
+        app_id=None,
+        base_url=None,
+        timeout=DEFAULT_TIMEOUT,
+        max_retries=job.max_retries,
+        env={},
+    )
+    resolve_export(job.options, neutral, concurrency=job.concurrency)
     where = parse_destination(job.dest)
     if not isinstance(where, LocalDestination) and where.scheme is not Scheme.S3:
         raise ValidationError("dest", f"{where.scheme}:// is not supported; use s3://")

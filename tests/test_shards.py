@@ -141,10 +141,19 @@ async def test_bad_jobs_are_refused_before_any_request(tmp_path: Path) -> None:
         with pytest.raises(ValidationError) as caught:
             await run_shards(bad, [])
         assert caught.value.field == field
+    with pytest.raises(ValidationError) as caught:
+        ShardJob(dest=str(tmp_path), app_ids=("a",), options={"on_progress": print})
+    assert caught.value.field == "on_progress"
+    unknown = ShardJob(dest=str(tmp_path), app_ids=("a",), options={"read_timeout": -1})
+    with pytest.raises(ValidationError) as caught:
+        await run_shards(unknown, [])
+    assert caught.value.field == "read_timeout"
     windowed = ShardJob(dest=str(tmp_path), app_ids=("a",), sync=True, end_time=T0)
     with pytest.raises(ValidationError) as caught:
         await run_shards(windowed, [])
     assert caught.value.field == "start_time"
+    no_audio = ShardJob(dest=str(tmp_path), app_ids=("a",), options={"include_audio": False})
+    assert no_audio.options == {"include_audio": False}
 
 
 @pytest.mark.parametrize(

@@ -198,9 +198,9 @@ async def _main(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition")
-    parser.add_argument("--files", type=int, default=128, help="recordings to export")
+    parser.add_argument("--files", type=int, default=64, help="recordings to export")
     parser.add_argument("--file-size", type=int, default=64 * 1024, help="bytes per file")
-    parser.add_argument("--latency", type=float, default=0.2, help="seconds added per request")
+    parser.add_argument("--latency", type=float, default=1.0, help="seconds added per request")
     parser.add_argument(
         "--shards",
         type=int,

@@ -48,6 +48,7 @@ from ._shard_plan import (
     default_split,
     divide_rate_limits,
     merge_reports,
+    parse_shard_spec,
     plan_shards,
     shard_cursor_name,
 )
@@ -322,6 +323,7 @@ async def run_shard_of(job: ShardJob, index: int, count: int) -> JobReport:
     hash bucket ``index`` of ``count``, with ``1/count`` of the rate budget (all ``count``
     may run at once, from any scheduler). Raises :class:`ValidationError`."""
     _check_job(job, distributed=False)
+    parse_shard_spec(f"{index}/{count}")  # 0 <= index < count
     plan = plan_shards(
         job.app_ids,
         start_time=None if job.sync else job.start_time,

@@ -152,6 +152,8 @@ async def test_bad_jobs_are_refused_before_any_request(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as caught:
         await run_shards(windowed, [])
     assert caught.value.field == "start_time"
+    with pytest.raises(ValidationError, match="K/N"):
+        await run_shard_of(ShardJob(dest=str(tmp_path), app_ids=("a",)), 2, 2)
     no_audio = ShardJob(dest=str(tmp_path), app_ids=("a",), options={"include_audio": False})
     assert no_audio.options == {"include_audio": False}
 

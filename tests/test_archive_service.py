@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from realtimekit_async import RealtimeKit
 from realtimekit_async.emulator import Emulator, WebhookFaults
 from realtimekit_async.webhooks import WebhookVerifier
 
-from ._support import eventually
+from ._support import emulator_client, eventually
 from ._webhook_support import load_example
 from .test_export import manifest_lines
 
@@ -33,13 +32,7 @@ async def service(dest: Path, *, every: float, **emulator: object) -> AsyncItera
         webhook_urls=[url],
         **emulator,  # type: ignore[arg-type]
     ) as emu:
-        client = RealtimeKit(
-            api_token=emu.token,
-            account_id=emu.account_id,
-            app_id=emu.app_id,
-            base_url=emu.base_url,
-            rate_limit=None,
-        )
+        client = emulator_client(emu)
         verifier = WebhookVerifier(client=client, key_url=emu.webhook_keys_url)
         app = load_example("archive_service").create_app(client, verifier, str(dest), every=every)
         runner = web.AppRunner(app, shutdown_timeout=1.0)
@@ -54,9 +47,7 @@ async def service(dest: Path, *, every: float, **emulator: object) -> AsyncItera
 
 
 async def uploaded_via_webhook(emu: Emulator) -> str:
-    async with RealtimeKit(
-        api_token=emu.token, account_id=emu.account_id, app_id=emu.app_id, base_url=emu.base_url
-    ) as client:
+    async with emulator_client(emu) as client:
         rec = await client.recordings.start(emu.add_meeting())
         emu.advance(2.0)
         emu.advance(10.0)

@@ -2,7 +2,8 @@
 
 Like httpx, the package sets ``__module__ = "realtimekit_async"`` on what it
 exports, so tracebacks, reprs, pickles and docs show ``realtimekit_async.NotFoundError``
-rather than the private module it is defined in. The modules use
+rather than the private module it is defined in (``webhooks`` and ``testing``
+do the same for what they re-export, with their own name). The modules use
 ``from __future__ import annotations``, so their annotations are strings, and
 ``typing.get_type_hints`` (and through it ``attrs.resolve_types`` and cattrs)
 evaluates a class's strings in ``sys.modules[cls.__module__]``: renamed as they
@@ -32,22 +33,34 @@ PUBLIC_MODULE: Final = "realtimekit_async"
 _OPTIONAL_TYPES: Final[Mapping[str, Any]] = {"Span": Any, "TracerProvider": Any}
 
 
-def publish(namespace: Mapping[str, Any], names: Iterable[str]) -> None:
-    """Resolve the annotations of ``namespace[name]`` for each name, then rename its module.
+def publish(
+    namespace: Mapping[str, Any], names: Iterable[str], module: str = PUBLIC_MODULE
+) -> None:
+    """Give each class and function ``namespace[name]`` defined in a private module the
+    public ``module``, its annotations resolved first (see the module's docstring).
 
-    Raises ``NameError`` (at import, so a test sees it) if an annotation names
-    something neither its module nor the package defines.
+    Names already public (defined in a public module, or published before)
+    keep their module, but their annotations are resolved too: some name
+    classes their module imports only for type checking. Raises ``NameError``
+    (at import, so a test sees it) if an annotation names something neither
+    its module nor the package defines.
     """
-    objects = [namespace[name] for name in names]
+    objects = [obj for name in names if _ours(obj := namespace[name])]
     package = _package_names(namespace)
     for obj in objects:
         if isinstance(obj, type):
             _resolve_class(obj, package)
-        elif inspect.isfunction(obj):
+        else:
             _resolve_function(obj, package)
     for obj in objects:
-        if isinstance(obj, type) or inspect.isfunction(obj):
-            obj.__module__ = PUBLIC_MODULE
+        if any(part.startswith("_") for part in obj.__module__.split(".")[1:]):
+            obj.__module__ = module
+
+
+def _ours(obj: object) -> bool:
+    """A class or function of the package's."""
+    is_code = isinstance(obj, type) or inspect.isfunction(obj)
+    return is_code and str(getattr(obj, "__module__", "")).startswith(PUBLIC_MODULE)
 
 
 def _package_names(namespace: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,11 +8,15 @@ import traceback
 import typing
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import attrs
+import pytest
 
 import realtimekit_async
+import realtimekit_async.testing
+import realtimekit_async.webhooks
 
 from ._support import recording_json
 
@@ -84,6 +88,21 @@ def test_public_names_report_the_public_module() -> None:
         assert (
             traceback.format_exc().splitlines()[-1].startswith("realtimekit_async.NotFoundError: ")
         )
+
+
+@pytest.mark.parametrize("module", [realtimekit_async.webhooks, realtimekit_async.testing])
+def test_public_submodules_name_themselves_too(module: ModuleType) -> None:
+    """What webhooks and testing re-export from private modules reports their path."""
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if not (isinstance(obj, type) or inspect.isfunction(obj)):
+            continue
+        assert obj.__module__ in {module.__name__, "realtimekit_async"}, name
+        assert pickle.loads(pickle.dumps(obj)) is obj, name
+        typing.get_type_hints(obj)
+        for _method, function in _functions_of(obj) if isinstance(obj, type) else ():
+            typing.get_type_hints(function)
+    assert realtimekit_async.webhooks.WebhookRecording.__module__ == "realtimekit_async.webhooks"
 
 
 def test_type_hints_of_public_classes_and_their_methods_resolve() -> None:

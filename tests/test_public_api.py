@@ -15,6 +15,7 @@ import attrs
 import pytest
 
 import realtimekit_async
+import realtimekit_async.export
 import realtimekit_async.testing
 import realtimekit_async.webhooks
 
@@ -90,9 +91,11 @@ def test_public_names_report_the_public_module() -> None:
         )
 
 
-@pytest.mark.parametrize("module", [realtimekit_async.webhooks, realtimekit_async.testing])
+@pytest.mark.parametrize(
+    "module", [realtimekit_async.webhooks, realtimekit_async.testing, realtimekit_async.export]
+)
 def test_public_submodules_name_themselves_too(module: ModuleType) -> None:
-    """What webhooks and testing re-export from private modules reports their path."""
+    """What webhooks, testing and export re-export from private modules reports their path."""
     for name in module.__all__:
         obj = getattr(module, name)
         if not (isinstance(obj, type) or inspect.isfunction(obj)):
@@ -103,6 +106,7 @@ def test_public_submodules_name_themselves_too(module: ModuleType) -> None:
         for _method, function in _functions_of(obj) if isinstance(obj, type) else ():
             typing.get_type_hints(function)
     assert realtimekit_async.webhooks.WebhookRecording.__module__ == "realtimekit_async.webhooks"
+    assert realtimekit_async.export.ExportReport.__module__ == "realtimekit_async.export"
 
 
 def test_type_hints_of_public_classes_and_their_methods_resolve() -> None:

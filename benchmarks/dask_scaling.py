@@ -83,7 +83,7 @@ async def _measure(
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
             asynchronous=True,
             env=env,
             silence_logs=logging.ERROR,

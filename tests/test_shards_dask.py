@@ -56,7 +56,7 @@ def cluster() -> Iterator[Any]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # a free port: xdist runs two clusters at once
         env=WORKER_ENV,
     ) as local:
         yield local

@@ -194,3 +194,33 @@ def test_the_sdk_and_the_plain_cli_never_import_distributed(tmp_path: Path) -> N
     )
     assert done.stdout.strip() == "[]"
     assert collections.Counter(done.stderr.split())["Traceback"] == 0
+
+
+async def test_the_cli_runs_shards_of_a_sync_and_one_of_a_filtered_export(tmp_path: Path) -> None:
+    async with emulated(recordings=0) as (emu, client):
+        for n in range(4):
+            await uploaded(emu, client, f"m-{n}")
+        files = expected_files(emu)
+        synced = [
+            await _run(["sync", "--dest", str(tmp_path / "s"), *emulator_flags(emu), "--shard", k])
+            for k in ("0/2", "1/2")
+        ]
+        status = ["--status", "UPLOADED", "--status", "ERRORED"]
+        exported = await _run(
+            [
+                "export",
+                "--dest",
+                str(tmp_path / "e"),
+                *emulator_flags(emu),
+                *status,
+                "--shard",
+                "0/1",
+            ]
+        )
+    assert [code for code, _out, _err in synced] == [0, 0]
+    lines = (tmp_path / "s" / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == len(files)
+    cursors = [n for n in _names(tmp_path / "s") if n.startswith(".realtimekit-sync.")]
+    assert len(cursors) == 2
+    assert exported[0] == 0
+    assert len((tmp_path / "e" / "manifest.jsonl").read_text().splitlines()) == len(files)

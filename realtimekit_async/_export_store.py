@@ -22,7 +22,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from ._dest import ObjectDestination, S3Settings, StoredObject
+import attrs
+
+from ._dest import ObjectDestination, S3Settings, StoredObject, same_checksum
 from ._exceptions import StorageError
 from ._export_plan import (
     CURSOR_NAME,
@@ -49,6 +51,15 @@ DEFAULT_STALE_AFTER: Final = timedelta(hours=6)
 _SEGMENT_ENTRIES: Final = 64
 #: Chunks waiting for the upload; with the parts in flight, this bounds memory.
 _QUEUE_CHUNKS: Final = 8
+
+
+def _vouches(entry: ManifestEntry, spec: FileSpec, stored: StoredObject) -> bool:
+    """Whether the manifest's ``entry`` describes ``stored``: same path and size, and the
+    store's checksum it recorded is the object's (so the object was not replaced)."""
+    return same_checksum(entry.checksum, stored.checksum_sha256) and (entry.path, entry.bytes) == (
+        spec.name,
+        stored.size,
+    )
 
 
 def new_run_id(now: datetime) -> str:
@@ -89,9 +100,12 @@ class ObjectTarget:
     ) -> None:
         self.settings = settings
         self.store = (
-            ObjectStore(dest, settings)
+            # No seal: the server-side copy that would attach the SHA-256 to a
+            # multipart object as metadata costs as much as the upload; the
+            # manifest records it, with the store's checksum that ties it to the object.
+            ObjectStore(dest, settings, seal=False)
             if part_size is None
-            else ObjectStore(dest, settings, part_size=part_size)
+            else ObjectStore(dest, settings, part_size=part_size, seal=False)
         )
         self._stale_after = stale_after
         self._run_id = new_run_id(datetime.now(UTC))
@@ -140,19 +154,27 @@ class ObjectTarget:
         self, rec: Recording, spec: FileSpec, entry: ManifestEntry | None
     ) -> ManifestEntry | None:
         stored = await self.store.head(spec.name)
-        if stored is None or stored.sha256 is None:
+        if stored is None:
             return None
         if spec.expected_size is not None and stored.size != spec.expected_size:
+            return None
+        sha = stored.sha256
+        if sha is None and entry is not None and _vouches(entry, spec, stored):
+            return entry  # a multipart object: its SHA-256 is the manifest's
+        if sha is None:
             return None
         if entry is not None and (entry.path, entry.bytes, entry.sha256) == (
             spec.name,
             stored.size,
-            stored.sha256,
+            sha,
         ):
             return entry
         # Complete and verified by a run that did not get to record it (killed, or a
         # concurrent run still going): record it now rather than fetch it again.
-        found = entry_of(rec, spec, stored.size, stored.sha256, datetime.now(UTC))
+        found = attrs.evolve(
+            entry_of(rec, spec, stored.size, sha, datetime.now(UTC)),
+            checksum=stored.checksum_sha256,
+        )
         await self.record(found)
         return found
 
@@ -173,8 +195,10 @@ class ObjectSink:
     """One file streaming into its object (see :class:`realtimekit_async.export._Sink`).
 
     Bytes go through a bounded queue to :meth:`ObjectStore.put` running as a
-    task; the stream ends only in :meth:`finalize`, after the download's size and
-    digest were checked, so a file that fails its checks is aborted, never stored.
+    task, hashed once, here. The stream ends only in :meth:`finalize`, after the
+    download's size and digest were checked, and the store checks the byte count
+    again before the object becomes visible, so a file that fails its checks is
+    aborted, never stored.
     """
 
     def __init__(self, target: ObjectTarget, spec: FileSpec) -> None:
@@ -202,9 +226,21 @@ class ObjectSink:
                     self._chunks(),
                     size_hint=self._spec.expected_size,
                     content_type=content_type,
+                    finish=self._finish,
                 )
             )
         return self._task
+
+    def _finish(self, stored: int) -> str:
+        """The stream's SHA-256, once the store took every byte; raises (aborting the
+        upload) if it took another count than was written."""
+        if stored != self.size:
+            raise StorageError(
+                f"uploading {self._spec.name}: the store took {stored} bytes, "
+                f"the download had {self.size}",
+                code="SizeMismatch",
+            )
+        return self._sha.hexdigest()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         while (chunk := await self._queue.get()) is not None:
@@ -213,6 +249,12 @@ class ObjectSink:
     async def _send(self, item: bytes | None) -> None:
         """Queue ``item`` for the upload; raises the upload's error if it fails meanwhile."""
         task = self._start()
+        if not task.done():
+            try:
+                self._queue.put_nowait(item)  # the common case: no future, no wait
+                return
+            except asyncio.QueueFull:
+                pass
         put = asyncio.ensure_future(self._queue.put(item))
         await asyncio.wait({put, task}, return_when=asyncio.FIRST_COMPLETED)
         if not put.done():
@@ -222,9 +264,9 @@ class ObjectSink:
 
     async def write(self, data: bytes | bytearray) -> None:
         chunk = bytes(data)
-        await self._send(chunk)
         self._sha.update(chunk)
         self.size += len(chunk)
+        await self._send(chunk)
 
     async def restart(self) -> None:
         await self._cancel()
@@ -239,13 +281,7 @@ class ObjectSink:
         assert self._task is not None
         stored = await self._task
         self._task = None
-        if stored.size != self.size or stored.sha256 not in (None, self._sha.hexdigest()):
-            raise StorageError(
-                f"uploading {self._spec.name}: the store holds {stored.size} bytes "
-                f"(SHA-256 {stored.sha256}), the download had {self.size} ({self._sha.hexdigest()})",
-                key=stored.key,
-                code="ChecksumMismatch",
-            )
+        entry = attrs.evolve(entry, checksum=stored.checksum_sha256)
         if self.size > self._target.store.part_size:  # only a multipart upload can linger
             await self._abort_superseded(stored.key)
         await self._target.record(entry)

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import mimetypes
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -49,8 +49,9 @@ DEFAULT_STALE_AFTER: Final = timedelta(hours=6)
 #: Entries per manifest segment: what a killed run can leave unrecorded (the next
 #: run records those files again from their objects' metadata).
 _SEGMENT_ENTRIES: Final = 64
-#: Chunks waiting for the upload; with the parts in flight, this bounds memory.
-_QUEUE_CHUNKS: Final = 8
+#: Batches (of about 1 MiB) waiting for the upload; with the parts in flight, this
+#: bounds memory.
+_QUEUE_CHUNKS: Final = 2
 
 
 def _vouches(entry: ManifestEntry, spec: FileSpec, stored: StoredObject) -> bool:
@@ -262,8 +263,8 @@ class ObjectSink:
             task.result()  # raises the upload's StorageError
             raise StorageError(f"uploading {self._spec.name}: the upload stopped early")
 
-    async def write(self, data: bytes | bytearray) -> None:
-        chunk = bytes(data)
+    async def write(self, chunks: Sequence[bytes]) -> None:
+        chunk = b"".join(chunks)
         self._sha.update(chunk)
         self.size += len(chunk)
         await self._send(chunk)

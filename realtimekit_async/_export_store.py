@@ -47,8 +47,11 @@ logger: Final = logging.getLogger("realtimekit_async.export")
 #: leftovers and are aborted when a run starts (no single file uploads that long).
 DEFAULT_STALE_AFTER: Final = timedelta(hours=6)
 #: Entries per manifest segment: what a killed run can leave unrecorded (the next
-#: run records those files again from their objects' metadata).
+#: run records the one-PUT files among them from their objects' metadata).
 _SEGMENT_ENTRIES: Final = 64
+#: Bytes of files per manifest segment, at most: a multipart object's SHA-256 is
+#: only in the manifest, so a killed run's unrecorded ones are fetched again.
+_SEGMENT_BYTES: Final = 1024**3
 #: Batches (of about 1 MiB) waiting for the upload; with the parts in flight, this
 #: bounds memory.
 _QUEUE_CHUNKS: Final = 2
@@ -138,7 +141,11 @@ class ObjectTarget:
 
     async def _flush(self, *, force: bool) -> None:
         async with self._flushing:
-            if not self._pending or (not force and len(self._pending) < _SEGMENT_ENTRIES):
+            due = (
+                len(self._pending) >= _SEGMENT_ENTRIES
+                or sum(e.bytes for e in self._pending) >= _SEGMENT_BYTES
+            )
+            if not self._pending or not (force or due):
                 return
             entries, self._pending = self._pending, []
             self._segments += 1

@@ -76,38 +76,53 @@ class ManifestSegment:
 
 class _Parts:
     """Cuts an async byte stream into parts of ``part_size`` (the last one shorter),
-    counting every byte on the way, and hashing them unless the caller does."""
+    counting every byte on the way, and hashing them unless the caller does.
+
+    The chunks are kept as they come and joined once per part, so what stays
+    allocated between parts is the part itself and a chunk's worth at most.
+    """
 
     def __init__(self, chunks: AsyncIterable[bytes], part_size: int, *, hashing: bool) -> None:
         self._chunks: AsyncIterator[bytes] = aiter(chunks)
         self._part_size = part_size
-        self._buffer = bytearray()
+        self._buffer: list[bytes] = []
+        self._buffered = 0
         self._ended = False
         self.sha256 = hashlib.sha256() if hashing else None
         self.size = 0
 
     @property
-    def exhausted(self) -> bool:
-        """True when every byte of the stream has been handed out."""
-        return self._ended and not self._buffer
+    def fits_one(self) -> bool:
+        """True when what is left of the stream (once :meth:`fill` ed) is one part at most."""
+        return self._ended and self._buffered <= self._part_size
 
-    async def next(self) -> bytes | None:
-        """The next part, or ``None`` after the last one."""
-        while not self._ended and len(self._buffer) < self._part_size:
+    async def fill(self) -> None:
+        """Read until a whole part is buffered or the stream has ended."""
+        while not self._ended and self._buffered < self._part_size:
             try:
                 chunk = await anext(self._chunks)
             except StopAsyncIteration:
                 self._ended = True
                 break
-            self._buffer += chunk
+            self._buffer.append(chunk)
+            self._buffered += len(chunk)
             if self.sha256 is not None:
                 self.sha256.update(chunk)
             self.size += len(chunk)
-        if not self._buffer:
+
+    async def next(self) -> bytes | None:
+        """The next part, or ``None`` after the last one."""
+        await self.fill()
+        if not self._buffered:
             return None
-        part = bytes(memoryview(self._buffer)[: self._part_size])
-        del self._buffer[: self._part_size]
-        return part
+        chunks, self._buffer = self._buffer, []
+        extra = self._buffered - self._part_size
+        if extra > 0:  # the last chunk straddles the part's end
+            last = chunks.pop()
+            chunks.append(last[: len(last) - extra])
+            self._buffer.append(last[len(last) - extra :])
+        self._buffered = max(extra, 0)
+        return b"".join(chunks)
 
 
 #: Called once a stream has ended, before its object is made visible, with the
@@ -298,11 +313,11 @@ class ObjectStore(AsyncCloseable):
             assert parts.sha256 is not None
             return parts.sha256.hexdigest()
 
-        first = await parts.next()
-        if parts.exhausted:
-            return await self._put_single(key, first or b"", sha256_hex(), content_type)
-        assert first is not None
-        return await self._put_multipart(key, first, parts, sha256_hex, content_type)
+        await parts.fill()
+        if parts.fits_one:
+            body = await parts.next() or b""
+            return await self._put_single(key, body, sha256_hex(), content_type)
+        return await self._put_multipart(key, parts, sha256_hex, content_type)
 
     async def _put_single(
         self, key: str, body: bytes, sha_hex: str, content_type: str
@@ -323,7 +338,6 @@ class ObjectStore(AsyncCloseable):
     async def _put_multipart(
         self,
         key: str,
-        first: bytes,
         parts: _Parts,
         sha256_hex: Callable[[], str],
         content_type: str,
@@ -334,7 +348,7 @@ class ObjectStore(AsyncCloseable):
             )
         upload_id = started["UploadId"]
         try:
-            completed = await self._upload_parts(key, upload_id, first, parts)
+            completed = await self._upload_parts(key, upload_id, parts)
             sha_hex = sha256_hex()  # may raise: then the upload is aborted, never completed
             with _mapped("completing upload of", key):
                 done = await self._s3.complete_multipart_upload(
@@ -355,15 +369,17 @@ class ObjectStore(AsyncCloseable):
         return await self._seal_object(stored, sha_hex, content_type)
 
     async def _upload_parts(
-        self, key: str, upload_id: str, first: bytes, parts: _Parts
+        self, key: str, upload_id: str, parts: _Parts
     ) -> list[CompletedPartTypeDef]:
         """Upload every part, at most ``max_concurrency`` at a time; the parts in
-        ``PartNumber`` order. The next part is read while earlier ones upload."""
+        ``PartNumber`` order. The next part is read while earlier ones upload,
+        once a slot is free: a part is never held waiting for one, which would
+        add a part to the memory peak."""
         pending: set[asyncio.Task[CompletedPartTypeDef]] = set()
         completed: list[CompletedPartTypeDef] = []
         try:
             number = 0
-            part: bytes | None = first
+            part = await parts.next()
             while part is not None:
                 number += 1
                 if number > MAX_PARTS:
@@ -371,10 +387,11 @@ class ObjectStore(AsyncCloseable):
                         f"uploading {key}: more than {MAX_PARTS} parts; pass size_hint",
                         key=key,
                     )
+                pending.add(asyncio.create_task(self._upload_part(key, upload_id, number, part)))
+                part = None  # the task holds it now
                 while len(pending) >= self._max_concurrency:
                     done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     _harvest(done, completed)
-                pending.add(asyncio.create_task(self._upload_part(key, upload_id, number, part)))
                 part = await parts.next()
             if pending:
                 done, pending = await asyncio.wait(pending)

@@ -19,6 +19,7 @@ import logging
 import mimetypes
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -203,7 +204,8 @@ class ObjectSink:
     """One file streaming into its object (see :class:`realtimekit_async.export._Sink`).
 
     Bytes go through a bounded queue to :meth:`ObjectStore.put` running as a
-    task, hashed once, here. The stream ends only in :meth:`finalize`, after the
+    task, hashed once, here, in the sink's own thread (in order), so the loop
+    goes on reading the download meanwhile. The stream ends only in :meth:`finalize`, after the
     download's size and digest were checked, and the store checks the byte count
     again before the object becomes visible, so a file that fails its checks is
     aborted, never stored.
@@ -216,10 +218,15 @@ class ObjectSink:
         self.state: PartState | None = None
         self.resumed = False
         self._sha = hashlib.sha256()
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtk-export-hash")
+        # The latest update handed to the hasher: one thread, so all before it are done too.
+        self._hashed: asyncio.Future[None] | None = None
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_QUEUE_CHUNKS)
         self._task: asyncio.Task[StoredObject] | None = None
 
     async def digest(self) -> str:
+        if self._hashed is not None:
+            await asyncio.shield(self._hashed)
         return self._sha.hexdigest()
 
     async def open(self) -> None:
@@ -272,11 +279,14 @@ class ObjectSink:
 
     async def write(self, chunks: Sequence[bytes]) -> None:
         chunk = b"".join(chunks)
-        self._sha.update(chunk)
+        loop = asyncio.get_running_loop()
+        self._hashed = loop.run_in_executor(self._hasher, self._sha.update, chunk)
         self.size += len(chunk)
         await self._send(chunk)
 
     async def restart(self) -> None:
+        await self.digest()  # the hasher is done with the old hash
+        self._hashed = None
         await self._cancel()
         self._queue = asyncio.Queue(maxsize=_QUEUE_CHUNKS)
         self._sha = hashlib.sha256()
@@ -285,6 +295,7 @@ class ObjectSink:
         self.resumed = False
 
     async def finalize(self, entry: ManifestEntry) -> ManifestEntry:
+        await self.digest()  # every byte hashed before the store asks for the digest
         await self._send(None)
         assert self._task is not None
         stored = await self._task
@@ -317,4 +328,7 @@ class ObjectSink:
             task.exception()  # retrieved: the file is being given up or restarted anyway
 
     async def close(self) -> None:
-        await self._cancel()
+        try:
+            await self._cancel()
+        finally:
+            self._hasher.shutdown(wait=False)

@@ -643,10 +643,21 @@ def _read_plain(path: Path) -> bytes | None:
 
 
 def _write_plain(path: Path, data: bytes) -> None:
+    """Overwrite the small file at ``path`` with ``data`` in place.
+
+    Never truncated to zero first: on ext4 a file cut to zero and written again
+    is flushed to disk when closed (``auto_da_alloc``), which made each state
+    checkpoint wait for the disk. A torn write is caught by the reader (a state
+    whose SHA-256 does not match the ``.part`` restarts it).
+    """
     fd = _open_plain(path, os.O_WRONLY | os.O_CREAT)
-    with os.fdopen(fd, "wb") as file:
-        file.truncate(0)
-        file.write(data)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.pwrite(fd, view, len(data) - len(view)) :]
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
 
 
 def _replace_plain(path: Path, data: bytes) -> None:

@@ -442,7 +442,8 @@ def export_workload(
         labels["raw"] = "raw aiohttp -> aiobotocore streaming copy (floor)"
         labels["sdk"] = f"{_SDK} export_recordings into s3://"
     workload = Workload(key, title, clients, labels=labels)
-    from realtimekit_async.export import CHUNK_SIZE, DEFAULT_CONCURRENCY
+    from realtimekit_async._export_options import DEFAULT_CONCURRENCY
+    from realtimekit_async.export import CHUNK_SIZE
 
     with (
         emulator(files=files, file_size=size) as info,

@@ -13,7 +13,7 @@ import aiohttp
 import attrs
 import orjson
 
-from ._config import ClientOptions, to_retry_policy, to_timeout
+from ._config import ClientOptions, merge_retry, to_timeout
 from ._exceptions import ValidationError
 from ._policies import RetryPolicy
 
@@ -70,18 +70,11 @@ def resolve_call(client: ClientOptions, options: RequestOptions) -> CallSettings
             raise ValidationError("extra_body", f"cannot be sent as JSON: {exc}") from None
     return CallSettings(
         timeout=client.timeout if timeout is None else to_timeout(timeout),
-        retry=client.retry if retries is None else _retry(client.retry, retries),
+        retry=client.retry if retries is None else merge_retry(client.retry, retries),
         extra_headers=_headers(options.get("extra_headers") or {}),
         extra_query=_query(options.get("extra_query") or ()),
         extra_body=body,
     )
-
-
-def _retry(current: RetryPolicy, value: int | RetryPolicy) -> RetryPolicy:
-    """A count keeps the backoff in force; a policy replaces it."""
-    if isinstance(value, RetryPolicy):
-        return value
-    return attrs.evolve(current, max_retries=to_retry_policy(value).max_retries)
 
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:

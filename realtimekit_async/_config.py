@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
     "ClientOptions",
     "resolve_options",
+    "merge_retry",
     "to_retry_policy",
     "to_timeout",
 ]
@@ -62,6 +63,14 @@ def to_retry_policy(value: int | RetryPolicy) -> RetryPolicy:
     if isinstance(value, RetryPolicy):
         return value
     return RetryPolicy(max_retries=check_int("max_retries", value, 0))
+
+
+def merge_retry(current: RetryPolicy, value: int | RetryPolicy) -> RetryPolicy:
+    """``current`` overridden by a per-call value: a count keeps its backoff, a policy
+    replaces it; raise :class:`ValidationError` if invalid."""
+    if isinstance(value, RetryPolicy):
+        return value
+    return attrs.evolve(current, max_retries=to_retry_policy(value).max_retries)
 
 
 def _base_url(value: str | URL) -> URL:

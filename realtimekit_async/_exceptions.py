@@ -25,6 +25,7 @@ Hierarchy::
     ├── DownloadError: a recording file could not be fetched or verified
     ├── ExportError: an export's destination cannot be used safely (a link or
     │   special file planted where it writes)
+    │   ├── DestinationError: the destination cannot be created or written (the disk)
     │   └── DestinationLockedError: another export is running into that destination
     └── StorageError: an object store refused, failed or could not be reached
 
@@ -244,6 +245,20 @@ class ExportError(RealtimeKitError):
     Raised (and, for one file, reported in ``report.failed``) when a symbolic
     link, FIFO, device or hard-linked file sits where the export would write.
     """
+
+
+class DestinationError(ExportError):
+    """An export's destination (the directory, its lock, manifest or sync cursor)
+    cannot be created, read or written: permissions, a full or read-only disk, a file
+    where a directory should be. ``path`` names what failed, ``reason`` says why
+    (the OS's words) and ``errno`` is its error number (``None`` if unknown).
+    """
+
+    def __init__(self, path: str, reason: str, *, errno: int | None = None) -> None:
+        super().__init__(f"export destination {path} cannot be used: {reason}")
+        self.path = path
+        self.reason = reason
+        self.errno = errno
 
 
 class DestinationLockedError(ExportError):

@@ -10,6 +10,7 @@ a user. :func:`attribute` turns a check into an attrs validator.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "check_non_empty",
     "check_non_negative",
     "check_seconds",
+    "renamed",
 ]
 
 
@@ -81,3 +83,20 @@ def attribute(check: Callable[[str, object], object], *, optional: bool = False)
             check(attr.name, value)
 
     return validate
+
+
+def renamed(old: str, old_value: object, new: str, new_value: object, *, stacklevel: int) -> Any:
+    """The value given for ``new``, or for its deprecated name ``old`` (``None``: not given).
+
+    Using ``old`` emits a :class:`DeprecationWarning` naming ``new``; ``stacklevel``
+    is as for :func:`warnings.warn` called where this is (2: the caller's caller).
+    Giving both raises.
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise ValidationError(old, f"is the deprecated name of {new}; pass only {new}")
+    warnings.warn(
+        f"{old}= is deprecated; pass {new}= instead", DeprecationWarning, stacklevel=stacklevel + 1
+    )
+    return old_value

@@ -5,7 +5,7 @@
     from realtimekit_async.export import export_recordings
 
     async with RealtimeKit() as client:
-        report = await export_recordings(client, "exports/", since=monday, until=tuesday)
+        report = await export_recordings(client, "exports/", start_time=monday, end_time=tuesday)
         print(len(report.exported), "files,", report.bytes, "bytes")
 
 Each file is streamed to ``<name>.part`` (hashed with SHA-256 on the way),
@@ -41,11 +41,11 @@ import random
 import stat
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Final, Protocol, TypeVar, Unpack
 
 import aiohttp
 import attrs
@@ -59,12 +59,20 @@ from ._dest import (
     resolve_s3_settings,
 )
 from ._exceptions import (
+    DestinationError,
     DestinationLockedError,
     DownloadError,
     ExportError,
     RealtimeKitError,
     StorageError,
     ValidationError,
+)
+from ._export_options import (
+    DEFAULT_CONCURRENCY,
+    ExportOptions,
+    ExportSettings,
+    ProgressCallback,
+    resolve_export,
 )
 from ._export_plan import (
     CURSOR_NAME,
@@ -116,9 +124,9 @@ from ._export_plan import (
     sync_since,
 )
 from ._models import Recording, RecordingStatus
-from ._policies import RetryPolicy
 from ._sansio import Failure
-from ._validation import check_int, check_non_negative, check_seconds
+from ._transport import TRANSPORT_ERRORS, classify
+from ._validation import renamed
 
 if TYPE_CHECKING:
     from ._client import RealtimeKit
@@ -130,7 +138,9 @@ __all__ = [
     "SyncReport",
     "ExpiredFile",
     "ExportFailure",
+    "ExportOptions",
     "ExportProgress",
+    "ExportSettings",
     "ExportReport",
     "FileKind",
     "IgnoredRecording",
@@ -160,15 +170,6 @@ _READ_BUFSIZE: Final = 1024 * 1024
 #: How often (in bytes written) a ``.part``'s state file is brought up to date:
 #: what a crash can cost is re-downloading at most this much.
 _CHECKPOINT_BYTES: Final = 8 * 1024 * 1024
-DEFAULT_CONCURRENCY: Final = 4
-DEFAULT_URL_EXPIRY_MARGIN: Final = 300.0
-DEFAULT_READ_TIMEOUT: Final = 60.0
-#: The most bytes accepted for a file without a documented size (the audio file).
-DEFAULT_MAX_AUDIO_SIZE: Final = 8 * 1024**3
-#: The slowest body accepted, in bytes per second, measured over ``read_timeout``.
-DEFAULT_MIN_RATE: Final = 1024.0
-
-ProgressCallback = Callable[[ExportProgress], None]
 _T = TypeVar("_T")
 
 
@@ -180,20 +181,12 @@ async def export_recordings(
         RecordingStatus.UPLOADED
     ),
     meeting_id: str | None = None,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
     since: datetime | None = None,
     until: datetime | None = None,
-    include_audio: bool = True,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    on_progress: ProgressCallback | None = None,
-    allow_insecure_downloads: bool = False,
-    retry: RetryPolicy | None = None,
-    url_expiry_margin: float = DEFAULT_URL_EXPIRY_MARGIN,
-    read_timeout: float = DEFAULT_READ_TIMEOUT,
-    max_audio_size: int = DEFAULT_MAX_AUDIO_SIZE,
-    min_rate: float = DEFAULT_MIN_RATE,
-    app_id: str | None = None,
-    s3: S3Settings | None = None,
-    allow_insecure_endpoint: bool = False,
+    **options: Unpack[ExportOptions],
 ) -> ExportReport:
     """Download every matching recording's files into ``dest``; return what happened.
 
@@ -206,58 +199,48 @@ async def export_recordings(
     the bucket without a temporary file, under the same relative names as a
     local export.
 
-    ``status``, ``meeting_id``, ``since`` and ``until`` filter the listing
-    (``since``/``until`` bound the invoked time, so disjoint windows can be
-    exported by separate workers, each into its own ``dest``). ``status=None``
-    lists every recording; only UPLOADED ones with a download URL have files,
-    the rest land in ``report.ignored``. The audio file is fetched too when the
-    recording has one and ``include_audio`` is true.
+    ``status``, ``meeting_id``, ``start_time`` and ``end_time`` filter the
+    listing as in ``client.recordings.list`` (``start_time``/``end_time`` bound
+    the invoked time, so disjoint windows can be exported by separate workers,
+    each into its own ``dest``; ``since``/``until`` are their deprecated names).
+    ``status=None`` lists every recording; only UPLOADED ones with a download
+    URL have files, the rest land in ``report.ignored``. The other keyword
+    arguments are the :class:`ExportOptions`.
 
     At most ``concurrency`` files download at once. Transient failures
     (resets, timeouts, 408/429/5xx, bodies cut short, bodies slower than
     ``min_rate`` bytes a second over ``read_timeout`` seconds) are retried per
-    ``retry`` (default: the client's policy), resuming where the file stopped.
-    URL expiry is judged on the server's clock (from the API's ``Date``
-    header): a URL expiring within ``url_expiry_margin`` seconds is refreshed
-    first, a 403 triggers one refresh, and a file whose URL is still expired
-    after a refresh is reported in ``report.expired``. A body may not exceed
-    the recording's ``file_size``, or for the audio file (which has none) its
-    ``Content-Length`` and at most ``max_audio_size`` bytes. A file that keeps
-    failing is reported in ``report.failed`` and the export goes on.
-    Plain-http download URLs are refused unless ``allow_insecure_downloads`` or
-    the client talks plain http to a loopback host (a local emulator).
-    ``on_progress`` is called with an :class:`ExportProgress` as work advances
-    (on the event loop; keep it quick).
+    ``max_retries`` (default: the client's policy), resuming where the file
+    stopped. URL expiry is judged on the server's clock (from the API's
+    ``Date`` header): a URL expiring within ``url_expiry_margin`` seconds is
+    refreshed first, a 403 triggers one refresh, and a file whose URL is still
+    expired after a refresh is reported in ``report.expired``. A body may not
+    exceed the recording's ``file_size``, or for the audio file (which has
+    none) its ``Content-Length`` and at most ``max_audio_size`` bytes. A file
+    that keeps failing is reported in ``report.failed`` and the export goes on.
 
     Raises :class:`ValidationError` for bad arguments (or a session that would
     send an ``Authorization`` header to the storage host), :class:`StorageError`
     when the bucket cannot be opened or its manifest not written (a file whose
     upload fails lands in ``report.failed``),
     :class:`DestinationLockedError` when another export is running into
-    ``dest``, :class:`ExportError` when a link or special file sits at the
-    manifest's or the lock's path, the client's :class:`APIError` subclasses
-    when the listing itself fails, and :class:`OSError` when ``dest`` or its
-    manifest cannot be written. Cancelling leaves only ``.part`` files (and
-    their ``.part.meta`` state) behind, never a partial final file.
+    ``dest``, :class:`DestinationError` (an :class:`ExportError`, with the path
+    and the reason) when ``dest``, its lock or its manifest cannot be created
+    or written (permissions, a full or read-only disk, a file where the
+    directory should be), :class:`ExportError` when a link or special file sits
+    at the manifest's or the lock's path, and the client's :class:`APIError`
+    subclasses when the listing itself fails. Cancelling leaves only ``.part``
+    files (and their ``.part.meta`` state) behind, never a partial final file.
     """
-    export = _new_export(
-        client,
-        dest,
-        include_audio=include_audio,
-        concurrency=concurrency,
-        on_progress=on_progress,
-        allow_insecure_downloads=allow_insecure_downloads,
-        retry=retry,
-        url_expiry_margin=url_expiry_margin,
-        read_timeout=read_timeout,
-        max_audio_size=max_audio_size,
-        min_rate=min_rate,
-        app_id=app_id,
-        s3=s3,
-        allow_insecure_endpoint=allow_insecure_endpoint,
-    )
+    start_time = renamed("since", since, "start_time", start_time, stacklevel=2)
+    end_time = renamed("until", until, "end_time", end_time, stacklevel=2)
+    export = _new_export(client, dest, options, concurrency=concurrency)
     listing = client.recordings.list(
-        status=status, meeting_id=meeting_id, start_time=since, end_time=until, app_id=app_id
+        status=status,
+        meeting_id=meeting_id,
+        start_time=start_time,
+        end_time=end_time,
+        app_id=export.settings.app_id,
     )
     return await export.run(aiter(listing))
 
@@ -267,14 +250,8 @@ async def sync_recordings(
     dest: str | os.PathLike[str],
     *,
     lag: timedelta = DEFAULT_SYNC_LAG,
-    include_audio: bool = True,
     concurrency: int = DEFAULT_CONCURRENCY,
-    on_progress: ProgressCallback | None = None,
-    allow_insecure_downloads: bool = False,
-    retry: RetryPolicy | None = None,
-    app_id: str | None = None,
-    s3: S3Settings | None = None,
-    allow_insecure_endpoint: bool = False,
+    **options: Unpack[ExportOptions],
 ) -> SyncReport:
     """Export every UPLOADED recording not yet in ``dest``, listing only a trailing window.
 
@@ -293,23 +270,13 @@ async def sync_recordings(
     window still covers it, exports it. Files already in ``dest`` are skipped
     (also those :func:`export_one` stored). The cursor moves to this run's
     start (server clock) only when nothing failed, so failures are retried.
-    Arguments and errors are those of :func:`export_recordings`; ``lag`` must
-    be a ``timedelta`` >= 0.
+    ``concurrency``, the :class:`ExportOptions` and the errors are those of
+    :func:`export_recordings`; ``lag`` must be a ``timedelta`` >= 0.
     """
     if not isinstance(lag, timedelta) or lag < timedelta(0):
         raise ValidationError("lag", "must be a timedelta >= 0")
-    export = _new_export(
-        client,
-        dest,
-        include_audio=include_audio,
-        concurrency=concurrency,
-        on_progress=on_progress,
-        allow_insecure_downloads=allow_insecure_downloads,
-        retry=retry,
-        app_id=app_id,
-        s3=s3,
-        allow_insecure_endpoint=allow_insecure_endpoint,
-    )
+    export = _new_export(client, dest, options, concurrency=concurrency)
+    app_id = export.settings.app_id
     if client.last_server_date is None:  # learn the server's clock: the window is on it
         await client.recordings.list(per_page=1, app_id=app_id)
 
@@ -326,14 +293,7 @@ async def export_one(
     client: RealtimeKit,
     recording: Recording | str,
     dest: str | os.PathLike[str],
-    *,
-    include_audio: bool = True,
-    on_progress: ProgressCallback | None = None,
-    allow_insecure_downloads: bool = False,
-    retry: RetryPolicy | None = None,
-    app_id: str | None = None,
-    s3: S3Settings | None = None,
-    allow_insecure_endpoint: bool = False,
+    **options: Unpack[ExportOptions],
 ) -> ExportReport:
     """Export one recording's files into ``dest``: what a webhook handler (or a task
     queue) calls when a ``recording.statusUpdate`` says UPLOADED.
@@ -344,25 +304,14 @@ async def export_one(
     same manifest, so a file one of them exported is skipped by the others. A
     recording that is not UPLOADED (yet) lands in ``report.ignored``. A local
     ``dest`` admits one run at a time (:class:`DestinationLockedError`
-    otherwise); a bucket admits concurrent runs. Arguments and errors are those
-    of :func:`export_recordings`.
+    otherwise); a bucket admits concurrent runs. The :class:`ExportOptions`
+    and the errors are those of :func:`export_recordings`.
     """
-    export = _new_export(
-        client,
-        dest,
-        include_audio=include_audio,
-        concurrency=1,
-        on_progress=on_progress,
-        allow_insecure_downloads=allow_insecure_downloads,
-        retry=retry,
-        app_id=app_id,
-        s3=s3,
-        allow_insecure_endpoint=allow_insecure_endpoint,
-    )
+    export = _new_export(client, dest, options, concurrency=1)
     rec = (
         recording
         if isinstance(recording, Recording)
-        else await client.recordings.get(recording, app_id=app_id)
+        else await client.recordings.get(recording, app_id=export.settings.app_id)
     )
 
     async def just(rec: Recording) -> AsyncIterator[Recording]:
@@ -374,26 +323,13 @@ async def export_one(
 def _new_export(
     client: RealtimeKit,
     dest: str | os.PathLike[str],
+    options: ExportOptions,
     *,
-    include_audio: bool,
     concurrency: int,
-    on_progress: ProgressCallback | None,
-    allow_insecure_downloads: bool,
-    retry: RetryPolicy | None,
-    app_id: str | None,
-    s3: S3Settings | None,
-    allow_insecure_endpoint: bool,
-    url_expiry_margin: float = DEFAULT_URL_EXPIRY_MARGIN,
-    read_timeout: float = DEFAULT_READ_TIMEOUT,
-    max_audio_size: int = DEFAULT_MAX_AUDIO_SIZE,
-    min_rate: float = DEFAULT_MIN_RATE,
 ) -> _Export:
     """An export run into ``dest``, every argument checked; nothing sent yet."""
-    check_int("concurrency", concurrency, 1)
-    check_int("max_audio_size", max_audio_size, 1)
-    check_non_negative("url_expiry_margin", url_expiry_margin)
-    check_non_negative("min_rate", min_rate, "bytes per second")
-    check_seconds("read_timeout", read_timeout)
+    # stacklevel: a deprecation points at the caller of the public entry point.
+    settings = resolve_export(options, client.options, concurrency=concurrency, stacklevel=3)
     session = client.session
     # Downloads never add the token themselves; a session carrying one by default
     # would still leak it to the storage host.
@@ -402,41 +338,10 @@ def _new_export(
             "session",
             "sends an Authorization header by default, which would reach the storage host",
         )
-    target = _target_for(dest, s3, allow_insecure_endpoint=allow_insecure_endpoint)
-    connect = client.options.timeout.sock_connect
-    return _Export(
-        client,
-        target,
-        _Settings(
-            include_audio=include_audio,
-            concurrency=concurrency,
-            policy=retry if retry is not None else client.options.retry,
-            allow_insecure=allow_insecure_downloads,
-            margin=timedelta(seconds=url_expiry_margin),
-            # No total: a large file may take long; a stalled or dripping body is
-            # what must end it.
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read_timeout),
-            window=read_timeout,
-            min_rate=min_rate,
-            max_audio_size=max_audio_size,
-            app_id=app_id,
-        ),
-        progress=_Progress(on_progress),
+    target = _target_for(
+        dest, options.get("s3"), allow_insecure_endpoint=settings.allow_insecure_endpoint
     )
-
-
-@attrs.frozen
-class _Settings:
-    include_audio: bool
-    concurrency: int
-    policy: RetryPolicy
-    allow_insecure: bool
-    margin: timedelta
-    timeout: aiohttp.ClientTimeout
-    window: float
-    min_rate: float
-    max_audio_size: int
-    app_id: str | None
+    return _Export(client, target, settings, progress=_Progress(options.get("on_progress")))
 
 
 def _target_for(
@@ -488,12 +393,13 @@ async def read_manifest(
     One entry per ``(recording_id, kind)`` (the latest when several runs recorded
     one), sorted by path. ``s3`` and ``allow_insecure_endpoint`` are as for
     :func:`export_recordings`. Raises :class:`ValidationError` for a bad
-    destination, :class:`StorageError` when the store fails, :class:`OSError`
-    when the local manifest cannot be read.
+    destination, :class:`StorageError` when the store fails,
+    :class:`DestinationError` when the local manifest cannot be read.
     """
     where = parse_destination(dest)
     if isinstance(where, LocalDestination):
-        contents = await _blocking(_load_manifest, where.path / MANIFEST_NAME)
+        with _disk_errors(where.path / MANIFEST_NAME):
+            contents = await _blocking(_load_manifest, where.path / MANIFEST_NAME)
         entries = contents.entries
     else:
         target = _target_for(dest, s3, allow_insecure_endpoint=allow_insecure_endpoint)
@@ -946,6 +852,16 @@ class _PartFile:
             self._file = None
 
 
+@contextlib.contextmanager
+def _disk_errors(path: Path) -> Iterator[None]:
+    """Turn an :class:`OSError` from the destination's own files into a :class:`DestinationError`."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) else str(path)
+        raise DestinationError(where, exc.strerror or str(exc), errno=exc.errno) from exc
+
+
 class _LocalTarget:
     """A directory as an export's destination: ``.part`` files renamed into place, the
     OS lock, and ``manifest.jsonl`` (see :class:`_Target`)."""
@@ -956,10 +872,13 @@ class _LocalTarget:
         self._lock: _DestLock | None = None
 
     async def open(self) -> dict[tuple[str, FileKind], ManifestEntry]:
-        await _blocking(functools.partial(self.path.mkdir, parents=True, exist_ok=True))
-        self._lock = await _blocking(_DestLock, self.path)
+        with _disk_errors(self.path):
+            await _blocking(functools.partial(self.path.mkdir, parents=True, exist_ok=True))
+            self._lock = await _blocking(_DestLock, self.path)
         try:
-            contents = await _blocking(_load_manifest, self.path / MANIFEST_NAME)
+            with _disk_errors(self.path / MANIFEST_NAME):
+                contents = await _blocking(_load_manifest, self.path / MANIFEST_NAME)
+                await _blocking(self._manifest.open, contents.complete_length)
             if contents.torn:
                 logger.warning(
                     "%s ends with a torn line (an append cut short); it is dropped and the "
@@ -968,7 +887,6 @@ class _LocalTarget:
                 )
             if contents.bad_lines:
                 logger.warning("%s: skipped %d unreadable lines", MANIFEST_NAME, contents.bad_lines)
-            await _blocking(self._manifest.open, contents.complete_length)
         except BaseException:
             await _blocking(self._lock.release)
             raise
@@ -1000,10 +918,12 @@ class _LocalTarget:
         return entry if local is Local.SKIP else None
 
     async def read_cursor(self) -> bytes | None:
-        return await _blocking(_read_plain, self.path / CURSOR_NAME)
+        with _disk_errors(self.path / CURSOR_NAME):
+            return await _blocking(_read_plain, self.path / CURSOR_NAME)
 
     async def write_cursor(self, data: bytes) -> None:
-        await _blocking(_replace_plain, self.path / CURSOR_NAME, data)
+        with _disk_errors(self.path / CURSOR_NAME):
+            await _blocking(_replace_plain, self.path / CURSOR_NAME, data)
 
     def sink(self, spec: FileSpec) -> _Sink:
         return _LocalSink(_PartFile(self.path, spec), self.path / spec.name, self._manifest)
@@ -1203,7 +1123,7 @@ class _Export:
     """One export run: a producer walking the listing and ``concurrency`` download workers."""
 
     def __init__(
-        self, client: RealtimeKit, target: _Target, settings: _Settings, *, progress: _Progress
+        self, client: RealtimeKit, target: _Target, settings: ExportSettings, *, progress: _Progress
     ) -> None:
         self._client = client
         self._target = target
@@ -1218,6 +1138,10 @@ class _Export:
         self._ignored: list[IgnoredRecording] = []
         self._received = 0
         self._checks: set[asyncio.Task[bool]] = set()
+
+    @property
+    def settings(self) -> ExportSettings:
+        return self._settings
 
     def _server_now(self) -> datetime:
         """Now on the API server's clock, as its latest answer's ``Date`` tells."""
@@ -1384,7 +1308,7 @@ class _Export:
         problem = download_url_problem(
             url,
             base_url=self._client.options.base_url,
-            allow_insecure=self._settings.allow_insecure,
+            allow_insecure=self._settings.allow_insecure_downloads,
         )
         if problem is not None:
             raise DownloadError(problem)
@@ -1479,7 +1403,7 @@ class _Export:
         headers = await self._request_headers(spec, part)
         offset = part.size
         jitter = random.random()
-        policy = self._settings.policy
+        policy = self._settings.retry
         total: int | None = None
         try:
             async with self._session.get(
@@ -1508,28 +1432,19 @@ class _Export:
                     self._progress.sized(spec.name, total)
                 limit = size_limit(total, spec.expected_size, self._max(spec))
                 await self._stream(response, part, spec.name, limit=limit)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            _failed(span, exc)
-            return on_error(
-                Failure.CONNECT,
-                f"cannot connect ({type(exc).__name__})",
-                attempt=attempt,
-                policy=policy,
-                jitter=jitter,
-            )
-        except aiohttp.InvalidURL as exc:
+        except aiohttp.InvalidURL as exc:  # a ClientError and a ValueError: before both
             _failed(span, exc)
             return Decision(Step.FAIL, reason="download URL is not a valid URL")
-        except (TimeoutError, aiohttp.ClientError, _TooSlowError) as exc:
+        except (*TRANSPORT_ERRORS, _TooSlowError) as exc:
             _failed(span, exc)
-            # Only the type: aiohttp's messages can quote the URL with its signature.
-            why = (
-                str(exc)
-                if isinstance(exc, _TooSlowError)
-                else f"interrupted ({type(exc).__name__})"
-            )
+            if isinstance(exc, _TooSlowError):
+                failure, why = Failure.AFTER_SEND, str(exc)
+            else:
+                # Only kind and type: aiohttp's messages can quote the URL with its signature.
+                classified = classify(exc, method="GET", path=display_url(url))
+                failure, why = classified.failure, f"{classified.kind} ({type(exc).__name__})"
             return on_error(
-                Failure.AFTER_SEND,
+                failure,
                 f"download {why} at {part.size} bytes",
                 attempt=attempt,
                 policy=policy,
@@ -1567,7 +1482,7 @@ class _Export:
             problem = download_url_problem(
                 str(response.url),
                 base_url=self._client.options.base_url,
-                allow_insecure=self._settings.allow_insecure,
+                allow_insecure=self._settings.allow_insecure_downloads,
             )
             if problem is not None:
                 return Decision(Step.FAIL, reason=f"redirected: {problem}")
@@ -1576,7 +1491,7 @@ class _Export:
             response.headers,
             offset=offset,
             attempt=attempt,
-            policy=self._settings.policy,
+            policy=self._settings.retry,
             refreshed=refreshed,
             state=state if offset else None,
             jitter=jitter,
@@ -1591,7 +1506,7 @@ class _Export:
         """
         loop = asyncio.get_running_loop()
         settings = self._settings
-        guard = RateGuard(settings.window, settings.min_rate, loop.time())
+        guard = RateGuard(settings.read_timeout, settings.min_rate, loop.time())
         batch: list[bytes] = []
         batched = 0
         try:

@@ -38,7 +38,7 @@ from realtimekit_async import (
     ValidationError,
 )
 from realtimekit_async._cli import main
-from realtimekit_async.export import export_recordings
+from realtimekit_async.export import export_one, export_recordings, sync_recordings
 from realtimekit_async.webhooks import Deduplicator, WebhookVerifier, webhook_handler
 
 from ._webhook_support import encode, public_pem, signed_headers, status_update
@@ -584,9 +584,33 @@ ROWS: list[Row] = [
     ),
     Row(
         "export_recordings(...)",
-        "naive `since`",
-        lambda c: export_recordings(c, "unused", since=NAIVE),
+        "naive `start_time`",
+        lambda c: export_recordings(c, "unused", start_time=NAIVE),
         "start_time: must be timezone-aware (e.g. datetime.now(timezone.utc))",
+    ),
+    Row(
+        "export_recordings(...)",
+        "`max_retries=-1`",
+        lambda c: export_recordings(c, "unused", max_retries=-1),
+        "max_retries: must be an integer >= 0, got -1",
+    ),
+    Row(
+        "export_recordings(...)",
+        "`since=` and `start_time=`",
+        lambda c: export_recordings(c, "unused", since=JAN_1, start_time=JAN_1),
+        "since: is the deprecated name of start_time; pass only start_time",
+    ),
+    Row(
+        "sync_recordings(...)",
+        "`retry=` and `max_retries=`",
+        lambda c: sync_recordings(c, "unused", retry=RetryPolicy(), max_retries=1),
+        "retry: is the deprecated name of max_retries; pass only max_retries",
+    ),
+    Row(
+        "export_one(...)",
+        "`concurrency=2`",
+        lambda c: export_one(c, "rec", "unused", concurrency=2),  # type: ignore[call-arg]
+        "concurrency: not an export option",
     ),
 ]
 

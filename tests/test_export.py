@@ -176,7 +176,7 @@ async def test_export_under_storage_faults_is_complete_and_byte_exact(
         files = expected_files(emu)
         events: list[ExportProgress] = []
         report = await export_recordings(
-            client, tmp_path, concurrency=6, retry=FAST, on_progress=events.append
+            client, tmp_path, concurrency=6, max_retries=FAST, on_progress=events.append
         )
 
         assert report.failed == ()
@@ -212,7 +212,7 @@ async def test_stalled_download_times_out_and_is_retried(tmp_path: Path) -> None
     async with emulated(faults=stall) as (emu, client):
         await uploaded(emu, client, "meeting-stall")
         emu.reset_stats()
-        report = await export_recordings(client, tmp_path, read_timeout=0.05, retry=FAST)
+        report = await export_recordings(client, tmp_path, read_timeout=0.05, max_retries=FAST)
         assert emu.stats.faults["slow"] == 1
         assert len(emu.storage_requests) == 2
         assert report.failed == ()

@@ -158,7 +158,7 @@ async def test_endless_audio_body_stops_at_the_ceiling(
     hostile.add(video=5, audio=True)
     hostile.files[f"{REC}-video"] = body(b"video")
     hostile.files[f"{REC}-audio"] = endless
-    report = await export_recordings(client, tmp_path, max_audio_size=MiB, retry=NO_RETRY)
+    report = await export_recordings(client, tmp_path, max_audio_size=MiB, max_retries=NO_RETRY)
 
     (failure,) = report.failed
     assert failure.kind is FileKind.AUDIO
@@ -176,7 +176,7 @@ async def test_announced_size_past_the_ceiling_is_refused_before_the_body(
     hostile.add(video=5, audio=True)
     hostile.files[f"{REC}-video"] = body(b"video")
     hostile.files[f"{REC}-audio"] = body(b"x" * 2000)
-    report = await export_recordings(client, tmp_path, max_audio_size=1000, retry=NO_RETRY)
+    report = await export_recordings(client, tmp_path, max_audio_size=1000, max_retries=NO_RETRY)
     (failure,) = report.failed
     assert "announces 2000 bytes, more than the limit of 1000" in failure.reason
     assert report.bytes == 5
@@ -189,7 +189,7 @@ async def test_gzip_body_is_refused_never_inflated(
     hostile.add(video=5, audio=True)
     hostile.files[f"{REC}-video"] = body(b"video")
     hostile.files[f"{REC}-audio"] = body(bomb, **{"Content-Encoding": "gzip"})
-    report = await export_recordings(client, tmp_path, retry=NO_RETRY)
+    report = await export_recordings(client, tmp_path, max_retries=NO_RETRY)
 
     (failure,) = report.failed
     assert "Content-Encoding 'gzip'" in failure.reason
@@ -214,7 +214,7 @@ async def test_dripping_body_fails_after_the_read_timeout_window(
     hostile.files[f"{REC}-video"] = drip
     began = time.monotonic()
     report = await export_recordings(
-        client, tmp_path, read_timeout=0.5, min_rate=100, retry=NO_RETRY
+        client, tmp_path, read_timeout=0.5, min_rate=100, max_retries=NO_RETRY
     )
     elapsed = time.monotonic() - began
 
@@ -277,7 +277,7 @@ async def test_partial_answer_that_does_not_line_up_restarts_from_zero(
     hostile.add(video=len(FILE))
     hostile.files[f"{REC}-video"] = ranged(content_range=content_range, etag=etag)
     plant(tmp_path, FILE[:4000], etag='"v1"')
-    report = await export_recordings(client, tmp_path, retry=NO_RETRY)
+    report = await export_recordings(client, tmp_path, max_retries=NO_RETRY)
 
     assert [r.headers.get("Range") for r in hostile.downloads] == ["bytes=4000-", None]
     assert hostile.downloads[0].headers["If-Range"] == '"v1"'
@@ -293,7 +293,7 @@ async def test_resume_continues_an_intact_part(
     good = ranged(content_range=lambda start: f"bytes {start}-{len(FILE) - 1}/{len(FILE)}")
     hostile.files[f"{REC}-video"] = good
     plant(tmp_path, FILE[:4000], etag='"v1"')
-    report = await export_recordings(client, tmp_path, retry=NO_RETRY)
+    report = await export_recordings(client, tmp_path, max_retries=NO_RETRY)
     assert [r.headers.get("Range") for r in hostile.downloads] == ["bytes=4000-"]
     assert report.bytes == len(FILE) - 4000
     assert (tmp_path / report.exported[0].path).read_bytes() == FILE
@@ -307,7 +307,7 @@ async def test_part_whose_bytes_do_not_match_its_state_is_not_resumed(
         content_range=lambda start: f"bytes {start}-{len(FILE) - 1}/{len(FILE)}"
     )
     plant(tmp_path, b"\0" * 4000, etag='"v1"', hashed=FILE[:4000])  # planted over
-    report = await export_recordings(client, tmp_path, retry=NO_RETRY)
+    report = await export_recordings(client, tmp_path, max_retries=NO_RETRY)
     assert [r.headers.get("Range") for r in hostile.downloads] == [None]
     assert (tmp_path / report.exported[0].path).read_bytes() == FILE
 
@@ -330,7 +330,7 @@ async def test_consistently_forged_part_is_caught_by_the_servers_digest(
     hostile.add(video=len(FILE))
     hostile.files[f"{REC}-video"] = with_digest
     plant(tmp_path, b"\0" * 4000, etag='"v1"', digest=hashlib.sha256(FILE).hexdigest())
-    report = await export_recordings(client, tmp_path, retry=NO_RETRY)
+    report = await export_recordings(client, tmp_path, max_retries=NO_RETRY)
 
     assert [r.headers.get("Range") for r in hostile.downloads] == ["bytes=4000-", None]
     (entry,) = report.exported
@@ -342,7 +342,7 @@ async def test_body_not_matching_the_servers_digest_fails(
 ) -> None:
     hostile.add(video=len(FILE))
     hostile.files[f"{REC}-video"] = body(bytes(len(FILE)), **{"Repr-Digest": FILE_DIGEST})
-    report = await export_recordings(client, tmp_path, retry=NO_RETRY)
+    report = await export_recordings(client, tmp_path, max_retries=NO_RETRY)
     (failure,) = report.failed
     assert "does not match the digest" in failure.reason
     assert not (tmp_path / name_of(FileKind.VIDEO)).exists()
@@ -394,7 +394,7 @@ async def test_retry_resumes_only_with_a_validator_for_if_range(
         if_range = validators["Last-Modified"]
     hostile.add(video=len(FILE))
     hostile.files[f"{REC}-video"] = cut_short(validators)
-    report = await export_recordings(client, tmp_path, retry=FAST)
+    report = await export_recordings(client, tmp_path, max_retries=FAST)
 
     first, second = hostile.downloads
     assert "Range" not in first.headers
@@ -420,7 +420,7 @@ async def test_malformed_download_urls_fail_alone(
         hostile.add(rid, download_url=url)
     hostile.add(video=5)
     hostile.files[f"{REC}-video"] = body(b"video")
-    report = await export_recordings(client, tmp_path, retry=NO_RETRY)
+    report = await export_recordings(client, tmp_path, max_retries=NO_RETRY)
 
     assert {f.recording_id for f in report.failed} == set(bad)
     assert all("not a valid URL" in f.reason for f in report.failed)
@@ -436,7 +436,7 @@ async def test_url_expired_by_the_servers_clock_is_refreshed_then_reported_expir
     hostile.add(video=5)  # expires in a day by our clock
     hostile.ahead = timedelta(days=2)  # ...and a day ago by the server's
     hostile.files[f"{REC}-video"] = body(b"video")
-    report = await export_recordings(client, tmp_path, retry=NO_RETRY)
+    report = await export_recordings(client, tmp_path, max_retries=NO_RETRY)
 
     assert hostile.refreshes == [REC]
     assert hostile.downloads == []
@@ -464,7 +464,7 @@ async def test_url_renewed_by_the_refresh_is_used(
 
     hostile.on_refresh = renew
     hostile.files[f"{REC}-video"] = body(b"video")
-    report = await export_recordings(client, tmp_path, retry=NO_RETRY)
+    report = await export_recordings(client, tmp_path, max_retries=NO_RETRY)
     assert hostile.refreshes == [REC]
     assert [r.query["X-Signature"] for r in hostile.downloads] == ["FRESH"]
     assert len(report.exported) == 1
@@ -479,7 +479,7 @@ async def test_403_refreshes_once_then_fails_without_leaking_the_signature(
         return web.Response(status=403, text="<Error><Code>AccessDenied</Code></Error>")
 
     hostile.files[f"{REC}-video"] = forbidden
-    report = await export_recordings(client, tmp_path, retry=NO_RETRY)
+    report = await export_recordings(client, tmp_path, max_retries=NO_RETRY)
     assert hostile.refreshes == [REC]
     assert len(hostile.downloads) == 2
     (failure,) = report.failed

@@ -16,14 +16,22 @@ from pathlib import Path
 
 import pytest
 
-from realtimekit_async import DestinationLockedError, ExportError
-from realtimekit_async._export_plan import LOCK_NAME, PART_SUFFIX, FileKind, file_name
+from realtimekit_async import DestinationError, DestinationLockedError, ExportError
+from realtimekit_async import export as export_module
+from realtimekit_async._export_plan import (
+    CURSOR_NAME,
+    LOCK_NAME,
+    PART_SUFFIX,
+    FileKind,
+    file_name,
+)
 from realtimekit_async.emulator import Emulator
 from realtimekit_async.export import (
     MANIFEST_NAME,
     ExportProgress,
     _ManifestWriter,
     export_recordings,
+    sync_recordings,
 )
 
 from .test_export import (
@@ -31,6 +39,7 @@ from .test_export import (
     emulated,
     expected_files,
     manifest_lines,
+    names_in,
     sha256_of,
 )
 
@@ -254,3 +263,89 @@ async def test_a_failed_manifest_append_is_rolled_back(
         ]
         assert "unreadable" not in caplog.text
         assert_dest_matches(tmp_path, expected_files(emu))
+
+
+# -- a destination the disk refuses ----------------------------------------------------------
+
+
+async def test_dest_that_is_a_regular_file_is_a_destination_error(tmp_path: Path) -> None:
+    dest = tmp_path / "exports"
+    dest.write_bytes(OUTSIDE)
+    async with emulated(recordings=2) as (_emu, client):
+        with pytest.raises(DestinationError) as info:
+            await export_recordings(client, dest)
+    assert isinstance(info.value, ExportError)
+    assert info.value.path == str(dest)
+    assert info.value.errno == errno.EEXIST
+    assert str(dest) in str(info.value)
+    assert untouched(dest)
+
+
+async def test_dest_under_a_regular_file_is_a_destination_error(tmp_path: Path) -> None:
+    parent = tmp_path / "not-a-dir"
+    parent.write_bytes(OUTSIDE)
+    async with emulated(recordings=2) as (_emu, client):
+        with pytest.raises(DestinationError) as info:
+            await export_recordings(client, parent / "exports")
+    assert info.value.errno == errno.ENOTDIR
+    assert info.value.reason == os.strerror(errno.ENOTDIR)
+    assert untouched(parent)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+async def test_dest_under_a_read_only_directory_is_a_destination_error(tmp_path: Path) -> None:
+    locked = tmp_path / "read-only"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        async with emulated(recordings=2) as (_emu, client):
+            with pytest.raises(DestinationError) as info:
+                await export_recordings(client, locked / "exports")
+    finally:
+        locked.chmod(0o755)
+    assert info.value.errno == errno.EACCES
+    assert info.value.path == str(locked / "exports")
+    assert list(locked.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "code"), [(LOCK_NAME, errno.EROFS), (MANIFEST_NAME, errno.ENOSPC)]
+)
+async def test_a_lock_or_manifest_the_disk_refuses_is_a_destination_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, code: int
+) -> None:
+    real_open = export_module._open_plain
+
+    def refusing(path: Path, flags: int) -> int:
+        if path.name == name and flags & os.O_CREAT:
+            raise OSError(code, os.strerror(code), str(path))
+        return real_open(path, flags)
+
+    monkeypatch.setattr(export_module, "_open_plain", refusing)
+    async with emulated(recordings=4) as (emu, client):
+        with pytest.raises(DestinationError) as info:
+            await export_recordings(client, tmp_path)
+        assert (info.value.path, info.value.errno) == (str(tmp_path / name), code)
+        assert info.value.reason == os.strerror(code)
+        assert names_in(tmp_path) <= {LOCK_NAME, MANIFEST_NAME}  # no file was fetched
+
+        monkeypatch.undo()  # the lock was released: the next run goes ahead
+        report = await export_recordings(client, tmp_path)
+        assert report.ok
+        assert_dest_matches(tmp_path, expected_files(emu))
+
+
+async def test_a_sync_cursor_the_disk_refuses_is_a_destination_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(export_module, "_replace_plain", full)
+    async with emulated(recordings=4) as (_emu, client):
+        with pytest.raises(DestinationError) as info:
+            await sync_recordings(client, tmp_path)
+    assert info.value.path == str(tmp_path / CURSOR_NAME)
+    assert info.value.errno == errno.ENOSPC
+    assert manifest_lines(tmp_path)  # the files themselves were exported
+    assert not (tmp_path / CURSOR_NAME).exists()

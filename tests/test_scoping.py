@@ -421,7 +421,7 @@ async def test_no_signature_in_export_logs_progress_or_failures(
                 client,
                 tmp_path,
                 on_progress=events.append,
-                retry=RetryPolicy(max_retries=1, initial_delay=0.001, max_delay=0.001),
+                max_retries=RetryPolicy(max_retries=1, initial_delay=0.001, max_delay=0.001),
                 url_expiry_margin=200 * 86400.0,  # every URL "expires soon": each is refreshed
             )
         urls = [emu.download_url(rid) for rid in emu.store.recordings]

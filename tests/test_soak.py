@@ -217,8 +217,8 @@ async def run_soak(size: SoakSize, dest: Path) -> dict[str, Any]:
             report = await export_recordings(
                 client,
                 dest,
-                since=since,
-                until=until,
+                start_time=since,
+                end_time=until,
                 include_audio=False,
                 concurrency=8,
                 url_expiry_margin=60,

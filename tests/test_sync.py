@@ -158,7 +158,7 @@ async def test_a_failed_file_keeps_the_cursor_and_the_next_run_gets_it(tmp_path:
         await client.recordings.stop(rec.id)
         emu.advance(10)
         emu.faults = FaultConfig(routes="storage", rate=1.0, kinds=("500",))
-        failed = await sync_recordings(client, tmp_path, retry=FAST)
+        failed = await sync_recordings(client, tmp_path, max_retries=FAST)
         emu.faults = None
         emu.advance(3600)
         recovered = await sync_recordings(client, tmp_path)

@@ -61,10 +61,8 @@ _QUEUE_CHUNKS: Final = 2
 def _vouches(entry: ManifestEntry, spec: FileSpec, stored: StoredObject) -> bool:
     """Whether the manifest's ``entry`` describes ``stored``: same path and size, and the
     store's checksum it recorded is the object's (so the object was not replaced)."""
-    return same_checksum(entry.checksum, stored.checksum_sha256) and (entry.path, entry.bytes) == (
-        spec.name,
-        stored.size,
-    )
+    same_file = (entry.path, entry.bytes) == (spec.name, stored.size)
+    return same_file and same_checksum(entry.checksum, stored.checksum_sha256)
 
 
 def new_run_id(now: datetime) -> str:
@@ -204,11 +202,11 @@ class ObjectSink:
     """One file streaming into its object (see :class:`realtimekit_async.export._Sink`).
 
     Bytes go through a bounded queue to :meth:`ObjectStore.put` running as a
-    task, hashed once, here, in the sink's own thread (in order), so the loop
-    goes on reading the download meanwhile. The stream ends only in :meth:`finalize`, after the
-    download's size and digest were checked, and the store checks the byte count
-    again before the object becomes visible, so a file that fails its checks is
-    aborted, never stored.
+    task. They are hashed once, here, in the sink's own thread (in order), so
+    the loop goes on reading the download meanwhile. The stream ends only in
+    :meth:`finalize`, after the download's size and digest were checked, and
+    the store checks the byte count again before the object becomes visible,
+    so a file that fails its checks is aborted, never stored.
     """
 
     def __init__(self, target: ObjectTarget, spec: FileSpec) -> None:

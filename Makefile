@@ -16,7 +16,7 @@ DEMO_REQS  := $(DEMO_VENV)/requirements.txt
 OLD_VENV  ?= .venv-oldest
 OLD_STAMP := $(OLD_VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit coverage docs docs-serve test-oldest soak bench bench-smoke bench-objstore clean
+.PHONY: install demo test lint typecheck unit docs docs-serve test-oldest soak bench bench-smoke bench-objstore clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,14 +55,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+## The suite in $(WORKERS) processes (pytest-xdist; one per core here), with line
+## coverage of the SDK, failing under the floor in pyproject.toml
+## ([tool.coverage.report]). `WORKERS=0 make unit` runs it in one process.
+WORKERS ?= 2
 unit: $(STAMP)
-	$(BIN)/pytest
-
-## The same suite with line coverage of the SDK, failing under the floor in
-## pyproject.toml ([tool.coverage.report]); kept out of `make test`, whose time it
-## would push past ten minutes on a 2-core machine (about +20 %).
-coverage: $(STAMP)
-	$(BIN)/pytest --cov --cov-report=term
+	$(BIN)/pytest -n $(WORKERS) --cov --cov-report=term
 
 ## The documentation site (mkdocs.yml, docs/) into $(SITE)/; --strict turns a
 ## broken link or API reference into a failure (not with --quiet, which hides the
@@ -82,7 +80,7 @@ $(OLD_STAMP): pyproject.toml constraints-oldest.txt
 ## The suite again on the oldest versions pyproject.toml admits (constraints-oldest.txt),
 ## less the docs and packaging checks (marked `newest`), which the first run covers.
 test-oldest: $(OLD_STAMP)
-	$(OLD_VENV)/bin/pytest -q -m "not slow and not newest"
+	$(OLD_VENV)/bin/pytest -q -n $(WORKERS) -m "not slow and not newest"
 
 ## The full chaos soak (~10 % faults): 20,000 listed, 500 exported, 200 start/stop
 ## cycles; figures in benchmarks/results/soak-full.json. `unit` runs a smaller one.

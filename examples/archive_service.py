@@ -13,7 +13,8 @@ Run it (settings from the environment, like the SDK's; ``AWS_*`` for a bucket)::
     python examples/archive_service.py --dest s3://my-bucket/recordings --port 8080
 
 Point the app's ``recording.statusUpdate`` webhook at ``/webhooks``.
-``REALTIMEKIT_WEBHOOK_PUBLIC_KEY`` (PEM) skips fetching the key.
+``REALTIMEKIT_WEBHOOK_PUBLIC_KEY`` (PEM) skips fetching the key. It shares
+its set-up of the client and webhook verifier with ``webhook_app.py`` beside it.
 """
 
 from __future__ import annotations
@@ -22,24 +23,23 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Final
 
 from aiohttp import web
+from webhook_app import app_from_env  # the sibling example: the same client and verifier set-up
 
 from realtimekit_async import RealtimeKit, RealtimeKitError, RecordingStatus
 from realtimekit_async.export import export_one, sync_recordings
 from realtimekit_async.webhooks import (
-    PUBLIC_KEY_URL,
     RecordingStatusUpdate,
     WebhookEvent,
     WebhookVerifier,
     webhook_handler,
 )
 
-__all__ = ["Archiver", "create_app", "main"]
+__all__ = ["Archiver", "create_app", "create_app_from_env", "main"]
 
 log: Final = logging.getLogger("archive_service")
 
@@ -120,20 +120,7 @@ def create_app(
 
 async def create_app_from_env(dest: str, every: float) -> web.Application:
     """The app with a client and verifier from the environment, closed on cleanup."""
-    client = RealtimeKit()
-    verifier = WebhookVerifier(
-        os.environ.get("REALTIMEKIT_WEBHOOK_PUBLIC_KEY") or None,
-        client=client,
-        key_url=os.environ.get("REALTIMEKIT_WEBHOOK_KEY_URL", PUBLIC_KEY_URL),
-    )
-    app = create_app(client, verifier, dest, every=every)
-
-    async def close_client(_app: web.Application) -> None:
-        await verifier.close()
-        await client.close()
-
-    app.on_cleanup.append(close_client)
-    return app
+    return app_from_env(lambda client, verifier: create_app(client, verifier, dest, every=every))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

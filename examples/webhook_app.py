@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from aiohttp import web
@@ -53,7 +53,7 @@ from realtimekit_async.webhooks import (
     webhook_handler,
 )
 
-__all__ = ["WAITER", "create_app", "create_app_from_env", "main"]
+__all__ = ["WAITER", "app_from_env", "create_app", "create_app_from_env", "main"]
 
 log: Final = logging.getLogger("webhook_app")
 
@@ -124,15 +124,22 @@ def create_app(
     return app
 
 
-async def create_app_from_env(grace: float = 30.0) -> web.Application:
-    """The app with a client and verifier configured from the environment, closed on cleanup."""
+def app_from_env(
+    build: Callable[[RealtimeKit, WebhookVerifier], web.Application],
+) -> web.Application:
+    """``build(client, verifier)`` with both configured from the environment, closed on cleanup.
+
+    Call it inside the running loop (the client opens an aiohttp session).
+    ``REALTIMEKIT_WEBHOOK_PUBLIC_KEY`` (PEM) skips fetching the key;
+    ``REALTIMEKIT_WEBHOOK_KEY_URL`` says where to fetch it from.
+    """
     client = RealtimeKit()
     verifier = WebhookVerifier(
         os.environ.get("REALTIMEKIT_WEBHOOK_PUBLIC_KEY") or None,
         client=client,
         key_url=os.environ.get("REALTIMEKIT_WEBHOOK_KEY_URL", PUBLIC_KEY_URL),
     )
-    app = create_app(client, verifier, grace=grace)
+    app = build(client, verifier)
 
     async def close_client(_app: web.Application) -> None:
         await verifier.close()
@@ -140,6 +147,11 @@ async def create_app_from_env(grace: float = 30.0) -> web.Application:
 
     app.on_cleanup.append(close_client)
     return app
+
+
+async def create_app_from_env(grace: float = 30.0) -> web.Application:
+    """The app with a client and verifier configured from the environment, closed on cleanup."""
+    return app_from_env(lambda client, verifier: create_app(client, verifier, grace=grace))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -168,3 +168,8 @@ __all__ = [
     "WebhookVerificationError",
     "__version__",
 ]
+
+# Last, once every module is loaded: the public names report the public module.
+from ._public import publish as _publish
+
+_publish(globals(), __all__)

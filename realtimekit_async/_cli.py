@@ -40,7 +40,7 @@ from ._models import (
 from ._pagination import RecordingPaginator
 from ._sansio import encode_json, redact
 from ._version import __version__
-from .emulator._emulator import DEFAULT_ACCOUNT_ID, DEFAULT_APP_ID, DEFAULT_TOKEN
+from .emulator._emulator import DEFAULT_ACCOUNT_ID, DEFAULT_APP_ID, DEFAULT_TOKEN, Emulator
 from .export import (
     ExportProgress,
     ExportReport,
@@ -556,18 +556,20 @@ async def open_client(args: argparse.Namespace) -> AsyncIterator[RealtimeKit]:
         ) as client:
             yield client
         return
-    from .emulator import Emulator
+    async with on_emulator(recordings=args.emulator_recordings, speed=30.0) as (_emu, client):
+        yield client
 
+
+@contextlib.asynccontextmanager
+async def on_emulator(**settings: Any) -> AsyncIterator[tuple[Emulator, RealtimeKit]]:
+    """An embedded emulator built with ``settings`` and a client on it, both closed after."""
     async with (
-        Emulator(recordings=args.emulator_recordings, speed=30.0) as emu,
+        Emulator(**settings) as emu,
         RealtimeKit(
-            api_token=emu.token,
-            account_id=emu.account_id,
-            app_id=emu.app_id,
-            base_url=emu.base_url,
+            api_token=emu.token, account_id=emu.account_id, app_id=emu.app_id, base_url=emu.base_url
         ) as client,
     ):
-        yield client
+        yield emu, client
 
 
 def _list_paginator(client: RealtimeKit, args: argparse.Namespace) -> RecordingPaginator:
@@ -859,7 +861,6 @@ DEMO_MEETINGS = 3
 
 async def demo(out: TextIO) -> int:
     """Start, pause, resume and stop recordings on an embedded emulator, then list all."""
-    from .emulator import Emulator
 
     def say(text: str) -> None:
         print(text, file=out, flush=True)
@@ -867,12 +868,7 @@ async def demo(out: TextIO) -> int:
     loop = asyncio.get_running_loop()
     began = loop.time()
     # 60 emulated seconds per real second: the lifecycle's waits take a fraction of a second.
-    async with (
-        Emulator(recordings=1200, meetings=40, seed=7, speed=60.0) as emu,
-        RealtimeKit(
-            api_token=emu.token, account_id=emu.account_id, app_id=emu.app_id, base_url=emu.base_url
-        ) as client,
-    ):
+    async with on_emulator(recordings=1200, meetings=40, seed=7, speed=60.0) as (emu, client):
         say(f"emulator on {emu.base_url} with 1200 seeded recordings")
         meetings = [f"demo-meeting-{n}" for n in range(1, DEMO_MEETINGS + 1)]
         started = await asyncio.gather(

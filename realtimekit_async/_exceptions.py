@@ -34,7 +34,7 @@ Messages never contain the API token or a presigned URL's query string.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._models import Recording
@@ -69,6 +69,18 @@ __all__ = [
 
 class RealtimeKitError(Exception):
     """Base class of every error this SDK raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from args and attributes without calling __init__, whose
+        # keyword-only arguments are not in args: an error survives pickling
+        # (multiprocessing, distributed workers) whatever its signature.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[RealtimeKitError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class ValidationError(RealtimeKitError, ValueError):

@@ -124,6 +124,7 @@ from ._export_plan import (
     sync_since,
 )
 from ._models import Recording, RecordingStatus
+from ._public import publish
 from ._sansio import Failure
 from ._transport import TRANSPORT_ERRORS, classify
 from ._validation import renamed
@@ -1537,3 +1538,7 @@ def _failed(span: AttemptSpan | None, exc: BaseException) -> None:
     """Mark a download attempt's span as failed with the error's type (never its text)."""
     if span is not None:
         span.failed(type(exc).__name__)
+
+
+# Last: the names re-exported from private modules report this module (see _public).
+publish(globals(), __all__, module=__name__)

@@ -20,6 +20,7 @@ import uuid
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ._public import publish
 from .emulator._webhooks import generate_private_key, public_key_pem, signed_headers
 
 __all__ = ["generate_webhook_key", "public_key_pem", "sign_delivery"]
@@ -56,3 +57,7 @@ def sign_delivery(
         webhook_id=webhook_id,
         legacy=legacy,
     )
+
+
+# Last: the names re-exported from private modules report this module (see _public).
+publish(globals(), __all__, module=__name__)

@@ -49,6 +49,7 @@ from ._exceptions import (
     ValidationError,
     WebhookVerificationError,
 )
+from ._public import publish
 from ._sansio import NOT_JSON, redact, try_decode_json, unwrap
 from ._transport import TRANSPORT_ERRORS, Classified, classify, read_body
 from ._validation import check_int, check_non_negative, check_seconds
@@ -616,3 +617,7 @@ def webhook_handler(
         respond_within=float(respond_within),
         shutdown_timeout=float(shutdown_timeout),
     )
+
+
+# Last: the names re-exported from private modules report this module (see _public).
+publish(globals(), __all__, module=__name__)

@@ -7,7 +7,10 @@ stay quick to collect.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -109,6 +112,32 @@ async def keys(raw: S3Client, bucket: str) -> list[str]:
 async def uploads(raw: S3Client, bucket: str) -> list[str]:
     answer = await raw.list_multipart_uploads(Bucket=bucket)
     return [u["Key"] for u in answer.get("Uploads", [])]
+
+
+async def kill_mid_upload(script: str, raw: S3Client, bucket: str, *, within: float) -> None:
+    """Run ``script`` in a new Python process and kill it once the bucket holds a part.
+
+    That is, mid-way through a multipart upload; fails if the upload has not
+    begun within ``within`` seconds or the process ends by itself first.
+    """
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script)
+    try:
+        deadline = time.monotonic() + within
+        while not await _a_part_is_stored(raw, bucket):
+            assert time.monotonic() < deadline, "the upload never started"
+            assert proc.returncode is None, "the uploading process exited early"
+            await asyncio.sleep(0.02)
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+async def _a_part_is_stored(raw: S3Client, bucket: str) -> bool:
+    found = await raw.list_multipart_uploads(Bucket=bucket)
+    for upload in found.get("Uploads", [])[:1]:
+        listed = await raw.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        return bool(listed.get("Parts"))
+    return False
 
 
 Rule = Callable[[str, dict[str, str]], int | None]

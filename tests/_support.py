@@ -6,6 +6,8 @@ module imports lives here, so no test imports ``conftest``.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from realtimekit_async import RealtimeKit, RetryPolicy
@@ -73,6 +75,19 @@ def emulator_flags(emu: Any) -> list[str]:
 def sent(api: Any) -> list[Any]:
     """Every request the mock received, in order."""
     return [request for _key, request in api.ordered_requests]
+
+
+async def eventually(condition: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Wait until ``condition()`` holds, yielding to the loop: instead of sleeping a guess.
+
+    Fails the test with ``AssertionError`` if it still does not hold after ``within`` seconds.
+    """
+    try:
+        async with asyncio.timeout(within):
+            while not condition():  # noqa: ASYNC110  # foreign state: no event to await
+                await asyncio.sleep(0.001)
+    except TimeoutError:
+        raise AssertionError(f"still not true after {within} s: {condition}") from None
 
 
 #: Answers that departed from the schema during the current test (filled by conftest).

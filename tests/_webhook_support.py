@@ -99,13 +99,23 @@ def key_document(pem: str) -> dict[str, Any]:
     return {"success": True, "data": {"publicKey": pem}}
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
 def load_example(name: str) -> ModuleType:
-    """Import ``examples/{name}.py`` (examples/ is not a package) as a module."""
-    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_example", path)
+    """Import ``examples/{name}.py`` (examples/ is not a package) as a module.
+
+    examples/ is on ``sys.path`` while it runs, as when the example is run as a
+    script: an example may import its sibling (archive_service imports webhook_app).
+    """
+    spec = importlib.util.spec_from_file_location(f"{name}_example", EXAMPLES / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(EXAMPLES))
     return module

@@ -5,33 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import socket
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
 
+import pytest
 from aiohttp import web
 
-from realtimekit_async import RealtimeKit
 from realtimekit_async.emulator import Emulator, WebhookFaults
 from realtimekit_async.webhooks import WebhookVerifier
 
+from ._support import emulator_client, eventually
+from ._webhook_support import load_example
 from .test_export import manifest_lines
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "archive_service.py"
-
-
-def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("archive_service_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @contextlib.asynccontextmanager
@@ -45,15 +32,9 @@ async def service(dest: Path, *, every: float, **emulator: object) -> AsyncItera
         webhook_urls=[url],
         **emulator,  # type: ignore[arg-type]
     ) as emu:
-        client = RealtimeKit(
-            api_token=emu.token,
-            account_id=emu.account_id,
-            app_id=emu.app_id,
-            base_url=emu.base_url,
-            rate_limit=None,
-        )
+        client = emulator_client(emu)
         verifier = WebhookVerifier(client=client, key_url=emu.webhook_keys_url)
-        app = load_example().create_app(client, verifier, str(dest), every=every)
+        app = load_example("archive_service").create_app(client, verifier, str(dest), every=every)
         runner = web.AppRunner(app, shutdown_timeout=1.0)
         await runner.setup()
         await web.SockSite(runner, sock).start()
@@ -66,9 +47,7 @@ async def service(dest: Path, *, every: float, **emulator: object) -> AsyncItera
 
 
 async def uploaded_via_webhook(emu: Emulator) -> str:
-    async with RealtimeKit(
-        api_token=emu.token, account_id=emu.account_id, app_id=emu.app_id, base_url=emu.base_url
-    ) as client:
+    async with emulator_client(emu) as client:
         rec = await client.recordings.start(emu.add_meeting())
         emu.advance(2.0)
         emu.advance(10.0)
@@ -104,3 +83,25 @@ async def test_the_periodic_sync_catches_a_lost_webhook(tmp_path: Path) -> None:
         rid = await uploaded_via_webhook(emu)
         kinds = await archived(tmp_path, rid)
     assert set(kinds.values()) == {1}
+
+
+async def test_the_app_from_the_environment_syncs_with_its_own_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Emulator(speed=0) as emu:
+        for name, value in {
+            "CLOUDFLARE_API_TOKEN": emu.token,
+            "CLOUDFLARE_ACCOUNT_ID": emu.account_id,
+            "REALTIMEKIT_APP_ID": emu.app_id,
+            "REALTIMEKIT_BASE_URL": emu.base_url,
+            "REALTIMEKIT_WEBHOOK_KEY_URL": emu.webhook_keys_url,
+        }.items():
+            monkeypatch.setenv(name, value)
+        example = load_example("archive_service")
+        app = await example.create_app_from_env(str(tmp_path), every=3600.0)
+        runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await runner.setup()  # starts the periodic sync, with the client from the environment
+        try:
+            await eventually(lambda: emu.stats.requests["list_recordings"] > 0)
+        finally:
+            await runner.cleanup()  # closes the verifier and the client (a leak would warn)

@@ -522,14 +522,18 @@ HOSTILE_NAMES = [
 ]
 
 
+def plant_hostile_names(emu: Emulator) -> set[str]:
+    """Give downloadable recordings the :data:`HOSTILE_NAMES` as file names; return their ids."""
+    targets = [r for r in emu.store.recordings.values() if r.status == "UPLOADED" and r.expiry_ms]
+    for rec, hostile in zip(targets[: len(HOSTILE_NAMES)], HOSTILE_NAMES, strict=True):
+        rec.output_file_name = hostile
+    return {rec.id for rec in targets[: len(HOSTILE_NAMES)]}
+
+
 async def test_hostile_file_names_stay_inside_dest(tmp_path: Path) -> None:
     dest = tmp_path / "out" / "dest"
     async with emulated(recordings=40, meetings=8) as (emu, client):
-        targets = [
-            r for r in emu.store.recordings.values() if r.status == "UPLOADED" and r.expiry_ms
-        ][: len(HOSTILE_NAMES)]
-        for rec, hostile in zip(targets, HOSTILE_NAMES, strict=True):
-            rec.output_file_name = hostile
+        targets = plant_hostile_names(emu)
 
         report = await export_recordings(client, dest)
 
@@ -538,7 +542,7 @@ async def test_hostile_file_names_stay_inside_dest(tmp_path: Path) -> None:
         # Nothing was written anywhere but directly inside dest.
         assert tree(tmp_path) == {"out", "out/dest"} | {f"out/dest/{n}" for n in names_in(dest)}
         assert files_only(dest)
-        names = [e.path for e in report.exported if e.recording_id in {t.id for t in targets}]
+        names = [e.path for e in report.exported if e.recording_id in targets]
         assert len(names) == len(set(names)) >= len(HOSTILE_NAMES)
         assert all(len(n) <= 180 for n in names)
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import sys
 import textwrap
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,9 +20,18 @@ from realtimekit_async._objstore import DEFAULT_PART_SIZE
 from realtimekit_async.emulator import expected_file_sha256
 from realtimekit_async.export import export_recordings, read_manifest
 
-from ._moto_support import CREDENTIALS, MakeProxy, MiB, keys, read, settings_for, uploads
+from ._moto_support import (
+    CREDENTIALS,
+    MakeProxy,
+    MiB,
+    keys,
+    kill_mid_upload,
+    read,
+    settings_for,
+    uploads,
+)
 from ._support import emulator_flags as flags
-from .test_export import HOSTILE_NAMES, emulated, expected_files, uploaded
+from .test_export import emulated, expected_files, plant_hostile_names, uploaded
 from .test_export_cli import cli
 
 if TYPE_CHECKING:
@@ -200,24 +207,7 @@ async def test_a_killed_run_leaves_nothing_visible_and_the_rerun_cleans_up(
             asyncio.run(main())
             """
         )
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert time.monotonic() < deadline, "the upload never started"
-                assert proc.returncode is None, "the exporter exited early"
-                found = await raw.list_multipart_uploads(Bucket=bucket)
-                if found.get("Uploads"):
-                    upload = found["Uploads"][0]
-                    parts = await raw.list_parts(
-                        Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                    )
-                    if parts.get("Parts"):
-                        break
-                await asyncio.sleep(0.02)
-        finally:
-            proc.kill()
-            await proc.wait()
+        await kill_mid_upload(script, raw, bucket, within=60)
         assert await keys(raw, bucket) == []  # no partial object, no manifest entry
         assert len(await uploads(raw, bucket)) == 1
 
@@ -250,11 +240,7 @@ async def test_hostile_names_stay_under_the_prefix(
     moto_url: str, raw: S3Client, bucket: str
 ) -> None:
     async with emulated(recordings=40, meetings=8) as (emu, client):
-        targets = [
-            r for r in emu.store.recordings.values() if r.status == "UPLOADED" and r.expiry_ms
-        ][: len(HOSTILE_NAMES)]
-        for rec, hostile in zip(targets, HOSTILE_NAMES, strict=True):
-            rec.output_file_name = hostile
+        plant_hostile_names(emu)
         report = await export_recordings(
             client, f"s3://{bucket}/{PREFIX}", s3=settings_for(moto_url)
         )

@@ -46,7 +46,7 @@ from realtimekit_async.webhooks import (
     webhook_handler,
 )
 
-from ._support import ACCOUNT, RECORDINGS, TOKEN, ok, recording_json, sent
+from ._support import ACCOUNT, RECORDINGS, TOKEN, eventually, ok, recording_json, sent
 from ._webhook_support import encode, key_document, public_pem, signed_headers, status_update
 
 REC_ID = "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
@@ -511,8 +511,7 @@ async def test_close_is_bounded_when_a_callback_swallows_cancellation(
         assert "ignored cancellation" in caplog.text
     finally:
         release.set()
-        await asyncio.sleep(0.01)
-    assert handler.pending == 0
+    await eventually(lambda: handler.pending == 0)
 
 
 @pytest.mark.parametrize(

@@ -235,13 +235,16 @@ async def test_start_is_retried_after_429() -> None:
 
 
 async def test_client_rate_limit_keeps_under_the_servers() -> None:
+    # One and a half windows' worth: without the client's limit the 11th request is a
+    # 429, which max_retries=0 would raise. A short window keeps the test quick.
     async with (
-        Emulator(recordings=50, speed=0, rate_limit=(10, 60.0)) as emu,
-        client_for(emu, rate_limit=RateLimit(10, 60.0), max_retries=0) as rtk,
+        Emulator(recordings=50, speed=0, rate_limit=(10, 1.0)) as emu,
+        client_for(emu, rate_limit=RateLimit(10, 1.0), max_retries=0) as rtk,
     ):
-        for _ in range(10):
+        for _ in range(15):
             await rtk.recordings.list(per_page=5)
     assert emu.stats.rate_limited == 0
+    assert emu.stats.requests["list_recordings"] == 15
 
 
 async def test_stop_whose_answer_was_lost_still_reports_the_stop() -> None:

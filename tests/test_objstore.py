@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from ._moto_support import (
     MakeProxy,
     MiB,
     keys,
+    kill_mid_upload,
     read,
     store_on,
     stream,
@@ -207,24 +207,7 @@ async def test_a_killed_upload_is_invisible_and_removed_by_the_cleanup(
         asyncio.run(main())
         """
     )
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert time.monotonic() < deadline, "the upload never started"
-            assert proc.returncode is None, "the uploader exited early"
-            found = await raw.list_multipart_uploads(Bucket=bucket)
-            if found.get("Uploads"):
-                upload = found["Uploads"][0]
-                listed = await raw.list_parts(
-                    Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                )
-                if listed.get("Parts"):
-                    break
-            await asyncio.sleep(0.05)
-    finally:
-        proc.kill()
-        await proc.wait()
+    await kill_mid_upload(script, raw, bucket, within=30)
     assert await keys(raw, bucket) == []  # nothing visible
     assert await uploads(raw, bucket) == ["exports/killed.mp4"]
 

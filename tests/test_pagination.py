@@ -13,7 +13,7 @@ import pytest
 from realtimekit_async import Paging, RealtimeKit, Recording, RecordingPage, RecordingStatus
 from realtimekit_async._pagination import RecordingPaginator, repair_start
 
-from ._support import RECORDINGS, ok, recording_json, sent
+from ._support import RECORDINGS, eventually, ok, recording_json, sent
 
 # A recording always has an invocation time and a file name.
 INVOKED = datetime(2025, 1, 1, tzinfo=UTC)
@@ -221,8 +221,8 @@ async def test_early_break_over_http_then_close(api: Any, client: RealtimeKit) -
         assert r.id == "1-0"
         break
     gc.collect()
-    await asyncio.sleep(0.05)
-    assert asyncio.all_tasks() == {asyncio.current_task()}
+    # The loop closes the abandoned generator in a task of its own: wait for it to end.
+    await eventually(lambda: asyncio.all_tasks() == {asyncio.current_task()})
 
 
 @pytest.mark.parametrize(

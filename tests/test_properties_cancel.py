@@ -41,8 +41,13 @@ def _client_for(emu: Emulator, **options: Any) -> RealtimeKit:
 
 
 async def _cancel_after(task: asyncio.Task[Any], turns: int, ready: asyncio.Event | None) -> None:
+    """Cancel ``task`` ``turns`` loop turns after ``ready`` is set (or the task ended)."""
     if ready is not None:
-        await ready.wait()
+        # Whichever comes first: the moment to cancel, or the task ending by itself.
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
     for _ in range(turns):
         await asyncio.sleep(0)
     task.cancel()
@@ -103,13 +108,7 @@ def test_cancelling_a_list_walk_leaves_nothing_behind(
                         pass  # faults outlasted the retries: an ending like any other
 
             task = asyncio.create_task(walk())
-            if ready is not None:
-                # Whichever comes first: the item count, or the walk ending by itself.
-                waiter = asyncio.create_task(ready.wait())
-                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                await asyncio.gather(waiter, return_exceptions=True)
-            await _cancel_after(task, turns, None)
+            await _cancel_after(task, turns, ready)  # after the item count, if there is one
             assert all(s.closed for s in sessions)
         await _settle()
 
@@ -196,12 +195,7 @@ def test_cancelling_an_export_leaves_only_complete_files_and_parts(
                     )
 
             task = asyncio.create_task(export())
-            if after_events is not None:
-                waiter = asyncio.create_task(ready.wait())
-                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                await asyncio.gather(waiter, return_exceptions=True)
-            await _cancel_after(task, turns, None)
+            await _cancel_after(task, turns, ready if after_events is not None else None)
             assert all(s.closed for s in sessions)
             # Every final file is complete, byte-exact and in the manifest; the rest are .part.
             manifest = dest / MANIFEST_NAME

@@ -40,6 +40,8 @@ from realtimekit_async.emulator import Emulator, FaultConfig
 from realtimekit_async.export import ExportProgress, export_recordings
 from realtimekit_async.webhooks import WebhookVerifier
 
+from ._support import emulator_client
+
 PACKAGE = Path(realtimekit_async.__file__).parent
 FAST_RETRY = RetryPolicy(max_retries=4, initial_delay=0.001, max_delay=0.002)
 SIGNATURE = "X-Signature="
@@ -133,13 +135,7 @@ async def test_a_redirect_off_the_api_is_an_error_and_not_followed(
 async def test_presigned_downloads_get_no_token() -> None:
     """The session the SDK hands out (and downloads use) carries no default credentials."""
     async with Emulator(recordings=20, seed=4, speed=0) as emu:
-        async with RealtimeKit(
-            api_token=emu.token,
-            account_id=emu.account_id,
-            app_id=emu.app_id,
-            base_url=emu.base_url,
-            rate_limit=None,
-        ) as client:
+        async with emulator_client(emu) as client:
             uploaded = [r async for r in client.recordings.list(status="UPLOADED")]
             with_urls = [r for r in uploaded if r.download_url]
             assert with_urls
@@ -223,13 +219,8 @@ async def test_no_signature_in_logs_or_errors_across_failing_calls(
     )
     errors: list[BaseException] = []
     async with Emulator(recordings=60, seed=2, speed=0, faults=faults) as emu:
-        async with RealtimeKit(
-            api_token=emu.token,
-            account_id=emu.account_id,
-            app_id=emu.app_id,
-            base_url=emu.base_url,
-            rate_limit=None,
-            max_retries=RetryPolicy(max_retries=1, initial_delay=0.001, max_delay=0.001),
+        async with emulator_client(
+            emu, max_retries=RetryPolicy(max_retries=1, initial_delay=0.001, max_delay=0.001)
         ) as client:
             ids: list[str] = []
             for _ in range(5):
@@ -409,14 +400,7 @@ async def test_no_signature_in_export_logs_progress_or_failures(
     async with Emulator(
         recordings=60, seed=8, speed=0, bytes_per_second=4, url_ttl=90 * 86400.0, faults=faults
     ) as emu:
-        async with RealtimeKit(
-            api_token=emu.token,
-            account_id=emu.account_id,
-            app_id=emu.app_id,
-            base_url=emu.base_url,
-            rate_limit=None,
-            max_retries=FAST_RETRY,
-        ) as client:
+        async with emulator_client(emu, max_retries=FAST_RETRY) as client:
             report = await export_recordings(
                 client,
                 tmp_path,

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import re
 import time
 from collections import Counter
 from datetime import datetime
@@ -34,12 +32,15 @@ from realtimekit_async import (
     APIConnectionError,
     APIError,
     ConflictError,
+    Hooks,
     InternalServerError,
     NotFoundError,
     RateLimitError,
     RealtimeKit,
     Recording,
     RecordingStatus,
+    RequestEvent,
+    RetryEvent,
     RetryPolicy,
 )
 from realtimekit_async._lifecycle import action_applied
@@ -50,7 +51,6 @@ from realtimekit_async.export import MANIFEST_NAME, export_recordings
 from ._support import emulator_client
 
 RESULTS: Final = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
-RETRY_LINE: Final = re.compile(r"\(retry (\d+)\)")
 FAULT_RATE: Final = 0.1
 
 
@@ -66,25 +66,21 @@ SMALL: Final = SoakSize("small", recordings=2_000, files=50, cycles=20)
 FULL: Final = SoakSize("full", recordings=20_000, files=500, cycles=200)
 
 
-class RetryCounter(logging.Handler):
-    """Counts the client's per-attempt debug lines that are retries ("(retry N)", N >= 1)."""
+@attrs.define
+class RetryCounter:
+    """Counts the client's API attempts and retries through its hooks (not its logs)."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.attempts = 0
-        self.retries = 0
-        self.download_retries = 0
+    attempts: int = 0
+    retries: int = 0
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        match = RETRY_LINE.search(message)
-        if match is not None:
-            self.attempts += 1
-            self.retries += int(match.group(1)) > 0
-        elif record.name == "realtimekit_async.export" and message.endswith(
-            ("-> retry", "-> refresh", "-> restart")
-        ):
-            self.download_retries += 1
+    def hooks(self) -> Hooks:
+        return Hooks(on_request=self._attempted, on_retry=self._retried)
+
+    def _attempted(self, event: RequestEvent) -> None:
+        self.attempts += 1
+
+    def _retried(self, event: RetryEvent) -> None:
+        self.retries += 1
 
 
 @attrs.define
@@ -172,10 +168,6 @@ def _names_in(directory: Path) -> list[str]:
 
 async def run_soak(size: SoakSize, dest: Path) -> dict[str, Any]:
     counter = RetryCounter()
-    sdk_logger = logging.getLogger("realtimekit_async")
-    old_level = sdk_logger.level
-    sdk_logger.setLevel(logging.DEBUG)
-    sdk_logger.addHandler(counter)
     faults = FaultConfig(
         seed=2024,
         rate=FAULT_RATE,
@@ -186,108 +178,109 @@ async def run_soak(size: SoakSize, dest: Path) -> dict[str, Any]:
     )
     tally = Tally()
     timings: dict[str, float] = {}
-    try:
-        async with (
-            Emulator(
-                recordings=size.recordings,
-                seed=17,
-                speed=200.0,
-                bytes_per_second=16,  # small files: 30 s .. 2 h of recording -> 0.5 .. 115 KB
-                faults=faults,
-            ) as emu,
-            emulator_client(
-                emu, max_retries=RetryPolicy(max_retries=10, initial_delay=0.002, max_delay=0.05)
-            ) as client,
-        ):
-            # 1. list everything: each recording exactly once
-            began = time.perf_counter()
-            store_ids = set(emu.store.recordings)
-            listed = [r.id async for r in client.recordings.list(per_page=100, prefetch=8)]
-            timings["list_s"] = time.perf_counter() - began
-            listed_twice = len(listed) - len(set(listed))
-            not_listed = store_ids - set(listed)
-            phantom = set(listed) - store_ids
-            assert listed_twice == 0
-            assert not_listed == set()
-            assert phantom == set()
+    async with (
+        Emulator(
+            recordings=size.recordings,
+            seed=17,
+            speed=200.0,
+            bytes_per_second=16,  # small files: 30 s .. 2 h of recording -> 0.5 .. 115 KB
+            faults=faults,
+        ) as emu,
+        emulator_client(
+            emu,
+            max_retries=RetryPolicy(max_retries=10, initial_delay=0.002, max_delay=0.05),
+            hooks=counter.hooks(),
+        ) as client,
+    ):
+        # 1. list everything: each recording exactly once
+        began = time.perf_counter()
+        store_ids = set(emu.store.recordings)
+        listed = [r.id async for r in client.recordings.list(per_page=100, prefetch=8)]
+        timings["list_s"] = time.perf_counter() - began
+        listed_twice = len(listed) - len(set(listed))
+        not_listed = store_ids - set(listed)
+        phantom = set(listed) - store_ids
+        assert listed_twice == 0
+        assert not_listed == set()
+        assert phantom == set()
 
-            # 2. export: every file byte-exact, once in the manifest, no partial file
-            began = time.perf_counter()
-            since, until, chosen = _export_window(emu, size.files)
-            report = await export_recordings(
-                client,
-                dest,
-                start_time=since,
-                end_time=until,
-                include_audio=False,
-                concurrency=8,
-                url_expiry_margin=60,
-            )
-            timings["export_s"] = time.perf_counter() - began
-            assert report.failed == ()
-            lines = (dest / MANIFEST_NAME).read_text().splitlines()
-            entries = [json.loads(line) for line in lines]
-            per_file = Counter((e["recording_id"], e["kind"]) for e in entries)
-            assert set(per_file) == {(rid, "video") for rid in chosen}
-            assert max(per_file.values()) == 1
-            byte_exact = 0
-            for entry in entries:
-                rid = entry["recording_id"]
-                size_on_server = emu.file_size(rid)
-                assert size_on_server is not None
-                assert entry["bytes"] == size_on_server
-                assert entry["sha256"] == expected_file_sha256(rid, "video", size_on_server)
-                assert (dest / entry["path"]).stat().st_size == size_on_server
-                byte_exact += 1
-            names = _names_in(dest)
-            leftovers = [name for name in names if name.endswith((".part", ".part.meta"))]
-            assert leftovers == []
-            assert len(names) == size.files + 2  # the files, the manifest and the lock
+        # 2. export: every file byte-exact, once in the manifest, no partial file
+        began = time.perf_counter()
+        since, until, chosen = _export_window(emu, size.files)
+        downloads_before = emu.stats.requests["download"]
+        report = await export_recordings(
+            client,
+            dest,
+            start_time=since,
+            end_time=until,
+            include_audio=False,
+            concurrency=8,
+            url_expiry_margin=60,
+        )
+        timings["export_s"] = time.perf_counter() - began
+        # Downloads do not go through the API hooks: the storage site counts each GET.
+        download_gets = emu.stats.requests["download"] - downloads_before
+        assert report.failed == ()
+        lines = (dest / MANIFEST_NAME).read_text().splitlines()
+        entries = [json.loads(line) for line in lines]
+        per_file = Counter((e["recording_id"], e["kind"]) for e in entries)
+        assert set(per_file) == {(rid, "video") for rid in chosen}
+        assert max(per_file.values()) == 1
+        byte_exact = 0
+        for entry in entries:
+            rid = entry["recording_id"]
+            size_on_server = emu.file_size(rid)
+            assert size_on_server is not None
+            assert entry["bytes"] == size_on_server
+            assert entry["sha256"] == expected_file_sha256(rid, "video", size_on_server)
+            assert (dest / entry["path"]).stat().st_size == size_on_server
+            byte_exact += 1
+        names = _names_in(dest)
+        leftovers = [name for name in names if name.endswith((".part", ".part.meta"))]
+        assert leftovers == []
+        assert len(names) == size.files + 2  # the files, the manifest and the lock
 
-            # 3. start/pause/resume/stop cycles, one meeting each, many at once
-            began = time.perf_counter()
-            meetings = [f"soak-meeting-{n:04d}" for n in range(size.cycles)]
-            slots = asyncio.Semaphore(25)
+        # 3. start/pause/resume/stop cycles, one meeting each, many at once
+        began = time.perf_counter()
+        meetings = [f"soak-meeting-{n:04d}" for n in range(size.cycles)]
+        slots = asyncio.Semaphore(25)
 
-            async def one(meeting: str) -> str:
-                async with slots:
-                    return await _cycle(client, meeting, tally)
+        async def one(meeting: str) -> str:
+            async with slots:
+                return await _cycle(client, meeting, tally)
 
-            cycled = await asyncio.gather(*(one(m) for m in meetings))
-            timings["cycles_s"] = time.perf_counter() - began
-            starts = emu.stats.starts_by_meeting
-            duplicate_starts = emu.stats.duplicate_starts()
-            assert duplicate_starts == {}
-            assert [starts[m] for m in meetings] == [1] * size.cycles
-            assert len(set(cycled)) == size.cycles
-            final = [emu.store.recordings[rid].status for rid in cycled]
-            assert all(s in {"UPLOADING", "UPLOADED", "ERRORED"} for s in final)
+        cycled = await asyncio.gather(*(one(m) for m in meetings))
+        timings["cycles_s"] = time.perf_counter() - began
+        starts = emu.stats.starts_by_meeting
+        duplicate_starts = emu.stats.duplicate_starts()
+        assert duplicate_starts == {}
+        assert [starts[m] for m in meetings] == [1] * size.cycles
+        assert len(set(cycled)) == size.cycles
+        final = [emu.store.recordings[rid].status for rid in cycled]
+        assert all(s in {"UPLOADING", "UPLOADED", "ERRORED"} for s in final)
 
-            figures: dict[str, Any] = {
-                "size": size.name,
-                "fault_rate": FAULT_RATE,
-                "faults_injected": dict(sorted(emu.stats.faults.items())),
-                "faults_total": sum(emu.stats.faults.values()),
-                "api_attempts_logged": counter.attempts,
-                "api_retries": counter.retries,
-                "download_retries": counter.download_retries,
-                "recordings_listed": len(listed),
-                "items_lost": len(not_listed),
-                "duplicates": listed_twice,
-                "files_exported": len(report.exported),
-                "files_byte_exact": byte_exact,
-                "bytes_exported": report.bytes,
-                "part_files_left": len(leftovers),
-                "cycles": size.cycles,
-                "duplicate_starts": sum(n - 1 for n in duplicate_starts.values()),
-                "reconciled_starts": dict(tally.reconciled_starts),
-                "reconciled_actions": dict(tally.reconciled_actions),
-                "final_statuses": dict(Counter(str(s) for s in final)),
-                "seconds": {k: round(v, 2) for k, v in timings.items()},
-            }
-    finally:
-        sdk_logger.removeHandler(counter)
-        sdk_logger.setLevel(old_level)
+        figures: dict[str, Any] = {
+            "size": size.name,
+            "fault_rate": FAULT_RATE,
+            "faults_injected": dict(sorted(emu.stats.faults.items())),
+            "faults_total": sum(emu.stats.faults.values()),
+            "api_attempts": counter.attempts,
+            "api_retries": counter.retries,
+            "download_retries": download_gets - len(report.exported),
+            "recordings_listed": len(listed),
+            "items_lost": len(not_listed),
+            "duplicates": listed_twice,
+            "files_exported": len(report.exported),
+            "files_byte_exact": byte_exact,
+            "bytes_exported": report.bytes,
+            "part_files_left": len(leftovers),
+            "cycles": size.cycles,
+            "duplicate_starts": sum(n - 1 for n in duplicate_starts.values()),
+            "reconciled_starts": dict(tally.reconciled_starts),
+            "reconciled_actions": dict(tally.reconciled_actions),
+            "final_statuses": dict(Counter(str(s) for s in final)),
+            "seconds": {k: round(v, 2) for k, v in timings.items()},
+        }
     # The soak is only meaningful if the faults really hit every route and kind.
     assert set(figures["faults_injected"]) == set(FAULT_KINDS)
     assert figures["api_retries"] > 0

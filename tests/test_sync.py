@@ -37,7 +37,7 @@ from realtimekit_async.export import (
 
 from ._moto_support import settings_for
 from ._support import emulator_flags as flags
-from .test_export import emulated, expected_files, manifest_lines
+from .test_export import emulated, expected_files, manifest_lines, uploaded
 from .test_export_cli import cli
 
 if TYPE_CHECKING:
@@ -153,10 +153,7 @@ async def test_a_failed_file_keeps_the_cursor_and_the_next_run_gets_it(tmp_path:
     async with emulated(recordings=6, meetings=2) as (emu, client):
         first = await sync_recordings(client, tmp_path)
         emu.advance(3600)
-        rec = await client.recordings.start("m-late")
-        emu.advance(30)
-        await client.recordings.stop(rec.id)
-        emu.advance(10)
+        rec = await uploaded(emu, client, "m-late")
         emu.faults = FaultConfig(routes="storage", rate=1.0, kinds=("500",))
         failed = await sync_recordings(client, tmp_path, max_retries=FAST)
         emu.faults = None
@@ -234,10 +231,7 @@ async def test_the_cli_repeats_until_sigterm(tmp_path: Path) -> None:
         assert proc.stdout is not None
         try:
             runs = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))]
-            rec = await client.recordings.start("m-between-runs")
-            emu.advance(30)
-            await client.recordings.stop(rec.id)
-            emu.advance(10)
+            rec = await uploaded(emu, client, "m-between-runs")
             while not any(e["recording_id"] == rec.id for e in runs[-1]["export"]["exported"]):
                 runs.append(json.loads(await asyncio.wait_for(proc.stdout.readline(), 30)))
             proc.send_signal(signal.SIGTERM)
@@ -260,10 +254,7 @@ async def test_the_cli_repeats_until_sigterm(tmp_path: Path) -> None:
 
 async def test_export_one_and_the_sync_skip_each_others_files(tmp_path: Path) -> None:
     async with emulated(recordings=6, meetings=2) as (emu, client):
-        rec = await client.recordings.start("m-webhook")
-        emu.advance(30)
-        await client.recordings.stop(rec.id)
-        emu.advance(10)
+        rec = await uploaded(emu, client, "m-webhook")
         one = await export_one(client, rec.id, tmp_path)
         served = len(emu.storage_requests)
         synced = await sync_recordings(client, tmp_path)
@@ -283,10 +274,7 @@ async def test_export_one_and_the_sync_skip_each_others_files(tmp_path: Path) ->
 async def test_export_one_into_a_bucket_is_skipped_by_the_sync(moto_url: str, bucket: str) -> None:
     dest = f"s3://{bucket}/hooks"
     async with emulated(recordings=4, meetings=1) as (emu, client):
-        rec = await client.recordings.start("m-webhook")
-        emu.advance(30)
-        await client.recordings.stop(rec.id)
-        emu.advance(10)
+        rec = await uploaded(emu, client, "m-webhook")
         one = await export_one(client, rec.id, dest, s3=settings_for(moto_url))
         synced = await sync_recordings(client, dest, s3=settings_for(moto_url))
     assert [e.recording_id for e in one.exported] == [rec.id] * len(one.exported)

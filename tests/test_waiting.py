@@ -31,7 +31,7 @@ from realtimekit_async.webhooks import (
     parse_event,
 )
 
-from ._support import RECORDINGS, ok, recording_json, sent
+from ._support import RECORDINGS, eventually, ok, recording_json, sent
 from ._webhook_support import RECORDING_ID, encode, status_update
 
 S = RecordingStatus
@@ -403,12 +403,19 @@ async def test_events_postpone_polling(
 ) -> None:
     queue(api, "UPLOADING")  # any premature poll would be answered, and counted
     calls = count_gets(monkeypatch, client)  # counted as a poll starts, not when it lands
-    async with RecordingWaiter(client, grace=0.2, **FAST) as w:
+    loop = asyncio.get_running_loop()
+    async with RecordingWaiter(client, grace=0.5, **FAST) as w:
         task = asyncio.create_task(w.wait(RECORDING_ID, timeout=5))
-        # Events keep coming for twice the grace period, never 0.2 s apart: no poll.
-        for status in ("RECORDING", "PAUSED", "RECORDING", "RECORDING", "UPLOADING"):
-            await asyncio.sleep(0.08)
+        # Events keep coming for longer than the grace period, each a tenth of it
+        # after the last (a wide margin for a loaded machine): no poll.
+        fed = [loop.time()]
+        for status in ("RECORDING", "PAUSED", "RECORDING") * 3 + ("RECORDING", "UPLOADING"):
+            await asyncio.sleep(0.05)
             w.feed(event(status))
+            fed.append(loop.time())
+        assert fed[-1] - fed[0] > 0.5
+        gaps = [later - earlier for earlier, later in itertools.pairwise(fed)]
+        assert max(gaps) < 0.5, f"the loop stalled for {max(gaps):.2f} s: nothing to judge"
         assert calls.count == 0
         assert gets(api) == 0
         api.clear()
@@ -564,11 +571,16 @@ async def test_waited_for_recordings_are_never_forgotten_and_idle_ones_go_oldest
         assert [waiter.status(r) for r in ("a", "b", "c", "d")] == [None, None, None, S.RECORDING]
         waiter.feed(event("UPLOADED", "w1"))
         assert (await waits[0]).status == S.UPLOADED
-        await asyncio.sleep(0.01)  # its poller winds down: w1 is idle, used after d
+        # Its poller winds down (w2's stays); the poller's done-callbacks then run on
+        # the next turn of the loop, making w1 idle, used after d.
+        await eventually(lambda: waiter.pollers == 1)
+        await asyncio.sleep(0)
         waiter.feed(event("RECORDING", "e"))
         assert waiter.status("d") is None
         assert waiter.status("w1") is S.UPLOADED
         assert waiter.status("e") is S.RECORDING
+        waiter.feed(event("RECORDING", "f"))  # w1, idle and the oldest, goes now
+        assert [waiter.status(r) for r in ("w1", "e", "f")] == [None, S.RECORDING, S.RECORDING]
         waits[1].cancel()
         await asyncio.gather(waits[1], return_exceptions=True)
 

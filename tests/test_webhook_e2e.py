@@ -24,6 +24,7 @@ from realtimekit_async import RealtimeKit
 from realtimekit_async.emulator import Emulator, WebhookFaults
 from realtimekit_async.webhooks import WebhookVerifier
 
+from ._support import emulator_client
 from ._webhook_support import load_example
 
 
@@ -51,14 +52,7 @@ async def start_stack(*, grace: float, **emulator: Any) -> AsyncIterator[Stack]:
     port = sock.getsockname()[1]
     app_url = f"http://127.0.0.1:{port}"
     async with Emulator(speed=0, webhook_urls=[f"{app_url}/webhooks"], **emulator) as emu:
-        client = RealtimeKit(
-            api_token=emu.token,
-            account_id=emu.account_id,
-            app_id=emu.app_id,
-            base_url=emu.base_url,
-            rate_limit=None,
-            max_retries=0,
-        )
+        client = emulator_client(emu, max_retries=0)
         verifier = WebhookVerifier(client=client, key_url=emu.webhook_keys_url)
         example = load_example("webhook_app")
         app = example.create_app(client, verifier, grace=grace, poll_interval=0.01)

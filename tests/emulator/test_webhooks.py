@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from realtimekit_async.emulator import Emulator, WebhookFaults, verify_webhook_signature
 from realtimekit_async.emulator.pytest_plugin import EmulatorFactory
 
+from .._support import eventually
 from ._support import Receiver, call, control, get_recording, start
 
 
@@ -262,7 +263,7 @@ async def test_deliveries_do_not_block_the_api_and_close_cleanly(
     emu = await make_emu(webhook_urls=[receiver.url])
     rec = await start(session, emu, "m")
     emu.advance(2)
-    await asyncio.sleep(0.05)
+    await eventually(lambda: bool(receiver.received))  # the delivery is in the hung endpoint
     assert (await get_recording(session, emu, rec["id"]))["status"] == "RECORDING"
     assert emu._sender.pending == 1
     await emu.close()  # cancels the in-flight delivery; no leaked session or task

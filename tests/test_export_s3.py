@@ -20,6 +20,7 @@ from realtimekit_async._objstore import DEFAULT_PART_SIZE
 from realtimekit_async.emulator import expected_file_sha256
 from realtimekit_async.export import export_recordings, read_manifest
 
+from ._export_support import emulated, expected_files, plant_hostile_names, uploaded
 from ._moto_support import (
     CREDENTIALS,
     MakeProxy,
@@ -30,9 +31,8 @@ from ._moto_support import (
     settings_for,
     uploads,
 )
+from ._support import cli
 from ._support import emulator_flags as flags
-from .test_export import emulated, expected_files, plant_hostile_names, uploaded
-from .test_export_cli import cli
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

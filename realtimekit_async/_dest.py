@@ -48,6 +48,7 @@ __all__ = [
     "parse_destination",
     "part_size_for",
     "resolve_s3_settings",
+    "same_checksum",
     "stale_uploads",
     "stored_sha256",
 ]
@@ -297,6 +298,14 @@ def part_size_for(part_size: int, expected_size: int | None) -> int:
 def b64_sha256(digest: bytes) -> str:
     """A SHA-256 digest as the base64 text of S3's ``x-amz-checksum-sha256``."""
     return base64.b64encode(digest).decode("ascii")
+
+
+def same_checksum(recorded: str | None, found: str | None) -> bool:
+    """Whether two S3 SHA-256 checksums of an object agree; a multipart object's ``-N``
+    part-count suffix is ignored (some stores leave it off)."""
+    if recorded is None or found is None:
+        return False
+    return recorded.partition("-")[0] == found.partition("-")[0]
 
 
 def object_metadata(sha256_hex: str, size: int) -> dict[str, str]:

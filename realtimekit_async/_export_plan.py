@@ -144,6 +144,10 @@ class ManifestEntry:
     describe the file as written; ``exported_at`` is when it was completed;
     ``mtime_ns`` is the file's modification time then (absent in older manifests),
     which lets a rerun tell cheaply that the file was not touched since.
+    ``checksum`` is an object store's own checksum of the object (S3's base64
+    ``x-amz-checksum-sha256``; for a multipart object, the SHA-256 of its parts'
+    SHA-256s, suffixed ``-N``): it lets a rerun tell that the object is still the
+    one recorded. ``None`` for local files.
     """
 
     recording_id: str
@@ -155,6 +159,7 @@ class ManifestEntry:
     sha256: str
     exported_at: datetime
     mtime_ns: int | None = None
+    checksum: str | None = None
 
 
 @attrs.frozen

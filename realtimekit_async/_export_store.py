@@ -18,11 +18,14 @@ import hashlib
 import logging
 import mimetypes
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from ._dest import ObjectDestination, S3Settings, StoredObject
+import attrs
+
+from ._dest import ObjectDestination, S3Settings, StoredObject, same_checksum
 from ._exceptions import StorageError
 from ._export_plan import (
     CURSOR_NAME,
@@ -45,10 +48,21 @@ logger: Final = logging.getLogger("realtimekit_async.export")
 #: leftovers and are aborted when a run starts (no single file uploads that long).
 DEFAULT_STALE_AFTER: Final = timedelta(hours=6)
 #: Entries per manifest segment: what a killed run can leave unrecorded (the next
-#: run records those files again from their objects' metadata).
+#: run records the one-PUT files among them from their objects' metadata).
 _SEGMENT_ENTRIES: Final = 64
-#: Chunks waiting for the upload; with the parts in flight, this bounds memory.
-_QUEUE_CHUNKS: Final = 8
+#: Bytes of files per manifest segment, at most: a multipart object's SHA-256 is
+#: only in the manifest, so a killed run's unrecorded ones are fetched again.
+_SEGMENT_BYTES: Final = 1024**3
+#: Batches (of about 1 MiB) waiting for the upload; with the parts in flight, this
+#: bounds memory.
+_QUEUE_CHUNKS: Final = 2
+
+
+def _vouches(entry: ManifestEntry, spec: FileSpec, stored: StoredObject) -> bool:
+    """Whether the manifest's ``entry`` describes ``stored``: same path and size, and the
+    store's checksum it recorded is the object's (so the object was not replaced)."""
+    same_file = (entry.path, entry.bytes) == (spec.name, stored.size)
+    return same_file and same_checksum(entry.checksum, stored.checksum_sha256)
 
 
 def new_run_id(now: datetime) -> str:
@@ -89,9 +103,12 @@ class ObjectTarget:
     ) -> None:
         self.settings = settings
         self.store = (
-            ObjectStore(dest, settings)
+            # No seal: the server-side copy that would attach the SHA-256 to a
+            # multipart object as metadata costs as much as the upload; the
+            # manifest records it, with the store's checksum that ties it to the object.
+            ObjectStore(dest, settings, seal=False)
             if part_size is None
-            else ObjectStore(dest, settings, part_size=part_size)
+            else ObjectStore(dest, settings, part_size=part_size, seal=False)
         )
         self._stale_after = stale_after
         self.cursor_name = CURSOR_NAME
@@ -124,7 +141,11 @@ class ObjectTarget:
 
     async def _flush(self, *, force: bool) -> None:
         async with self._flushing:
-            if not self._pending or (not force and len(self._pending) < _SEGMENT_ENTRIES):
+            due = (
+                len(self._pending) >= _SEGMENT_ENTRIES
+                or sum(e.bytes for e in self._pending) >= _SEGMENT_BYTES
+            )
+            if not self._pending or not (force or due):
                 return
             entries, self._pending = self._pending, []
             self._segments += 1
@@ -141,19 +162,27 @@ class ObjectTarget:
         self, rec: Recording, spec: FileSpec, entry: ManifestEntry | None
     ) -> ManifestEntry | None:
         stored = await self.store.head(spec.name)
-        if stored is None or stored.sha256 is None:
+        if stored is None:
             return None
         if spec.expected_size is not None and stored.size != spec.expected_size:
+            return None
+        sha = stored.sha256
+        if sha is None and entry is not None and _vouches(entry, spec, stored):
+            return entry  # a multipart object: its SHA-256 is the manifest's
+        if sha is None:
             return None
         if entry is not None and (entry.path, entry.bytes, entry.sha256) == (
             spec.name,
             stored.size,
-            stored.sha256,
+            sha,
         ):
             return entry
         # Complete and verified by a run that did not get to record it (killed, or a
         # concurrent run still going): record it now rather than fetch it again.
-        found = entry_of(rec, spec, stored.size, stored.sha256, datetime.now(UTC))
+        found = attrs.evolve(
+            entry_of(rec, spec, stored.size, sha, datetime.now(UTC)),
+            checksum=stored.checksum_sha256,
+        )
         await self.record(found)
         return found
 
@@ -174,8 +203,11 @@ class ObjectSink:
     """One file streaming into its object (see :class:`realtimekit_async.export._Sink`).
 
     Bytes go through a bounded queue to :meth:`ObjectStore.put` running as a
-    task; the stream ends only in :meth:`finalize`, after the download's size and
-    digest were checked, so a file that fails its checks is aborted, never stored.
+    task. They are hashed once, here, in the sink's own thread (in order), so
+    the loop goes on reading the download meanwhile. The stream ends only in
+    :meth:`finalize`, after the download's size and digest were checked, and
+    the store checks the byte count again before the object becomes visible,
+    so a file that fails its checks is aborted, never stored.
     """
 
     def __init__(self, target: ObjectTarget, spec: FileSpec) -> None:
@@ -185,10 +217,15 @@ class ObjectSink:
         self.state: PartState | None = None
         self.resumed = False
         self._sha = hashlib.sha256()
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtk-export-hash")
+        # The latest update handed to the hasher: one thread, so all before it are done too.
+        self._hashed: asyncio.Future[None] | None = None
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_QUEUE_CHUNKS)
         self._task: asyncio.Task[StoredObject] | None = None
 
     async def digest(self) -> str:
+        if self._hashed is not None:
+            await asyncio.shield(self._hashed)
         return self._sha.hexdigest()
 
     async def open(self) -> None:
@@ -203,9 +240,21 @@ class ObjectSink:
                     self._chunks(),
                     size_hint=self._spec.expected_size,
                     content_type=content_type,
+                    finish=self._finish,
                 )
             )
         return self._task
+
+    def _finish(self, stored: int) -> str:
+        """The stream's SHA-256, once the store took every byte; raises (aborting the
+        upload) if it took another count than was written."""
+        if stored != self.size:
+            raise StorageError(
+                f"uploading {self._spec.name}: the store took {stored} bytes, "
+                f"the download had {self.size}",
+                code="SizeMismatch",
+            )
+        return self._sha.hexdigest()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         while (chunk := await self._queue.get()) is not None:
@@ -214,6 +263,12 @@ class ObjectSink:
     async def _send(self, item: bytes | None) -> None:
         """Queue ``item`` for the upload; raises the upload's error if it fails meanwhile."""
         task = self._start()
+        if not task.done():
+            try:
+                self._queue.put_nowait(item)  # the common case: no future, no wait
+                return
+            except asyncio.QueueFull:
+                pass
         put = asyncio.ensure_future(self._queue.put(item))
         await asyncio.wait({put, task}, return_when=asyncio.FIRST_COMPLETED)
         if not put.done():
@@ -221,13 +276,16 @@ class ObjectSink:
             task.result()  # raises the upload's StorageError
             raise StorageError(f"uploading {self._spec.name}: the upload stopped early")
 
-    async def write(self, data: bytes | bytearray) -> None:
-        chunk = bytes(data)
-        await self._send(chunk)
-        self._sha.update(chunk)
+    async def write(self, chunks: Sequence[bytes]) -> None:
+        chunk = b"".join(chunks)
+        loop = asyncio.get_running_loop()
+        self._hashed = loop.run_in_executor(self._hasher, self._sha.update, chunk)
         self.size += len(chunk)
+        await self._send(chunk)
 
     async def restart(self) -> None:
+        await self.digest()  # the hasher is done with the old hash
+        self._hashed = None
         await self._cancel()
         self._queue = asyncio.Queue(maxsize=_QUEUE_CHUNKS)
         self._sha = hashlib.sha256()
@@ -236,17 +294,12 @@ class ObjectSink:
         self.resumed = False
 
     async def finalize(self, entry: ManifestEntry) -> ManifestEntry:
+        await self.digest()  # every byte hashed before the store asks for the digest
         await self._send(None)
         assert self._task is not None
         stored = await self._task
         self._task = None
-        if stored.size != self.size or stored.sha256 not in (None, self._sha.hexdigest()):
-            raise StorageError(
-                f"uploading {self._spec.name}: the store holds {stored.size} bytes "
-                f"(SHA-256 {stored.sha256}), the download had {self.size} ({self._sha.hexdigest()})",
-                key=stored.key,
-                code="ChecksumMismatch",
-            )
+        entry = attrs.evolve(entry, checksum=stored.checksum_sha256)
         if self.size > self._target.store.part_size:  # only a multipart upload can linger
             await self._abort_superseded(stored.key)
         await self._target.record(entry)
@@ -274,4 +327,7 @@ class ObjectSink:
             task.exception()  # retrieved: the file is being given up or restarted anyway
 
     async def close(self) -> None:
-        await self._cancel()
+        try:
+            await self._cancel()
+        finally:
+            self._hasher.shutdown(wait=False)

@@ -10,10 +10,11 @@ pass through unchanged, after the upload they fed has been aborted.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, NoReturn, Self
 
@@ -75,37 +76,70 @@ class ManifestSegment:
 
 class _Parts:
     """Cuts an async byte stream into parts of ``part_size`` (the last one shorter),
-    hashing and counting every byte on the way."""
+    counting every byte on the way, and hashing them unless the caller does.
 
-    def __init__(self, chunks: AsyncIterable[bytes], part_size: int) -> None:
+    The chunks are kept as they come and joined once per part, so what stays
+    allocated between parts is the part itself and a chunk's worth at most.
+    """
+
+    def __init__(self, chunks: AsyncIterable[bytes], part_size: int, *, hashing: bool) -> None:
         self._chunks: AsyncIterator[bytes] = aiter(chunks)
         self._part_size = part_size
-        self._buffer = bytearray()
+        self._buffer: list[bytes] = []
+        self._buffered = 0
         self._ended = False
-        self.sha256 = hashlib.sha256()
+        self.sha256 = hashlib.sha256() if hashing else None
         self.size = 0
 
     @property
-    def exhausted(self) -> bool:
-        """True when every byte of the stream has been handed out."""
-        return self._ended and not self._buffer
+    def fits_one(self) -> bool:
+        """True when what is left of the stream (once :meth:`fill` ed) is one part at most."""
+        return self._ended and self._buffered <= self._part_size
 
-    async def next(self) -> bytes | None:
-        """The next part, or ``None`` after the last one."""
-        while not self._ended and len(self._buffer) < self._part_size:
+    async def fill(self) -> None:
+        """Read until a whole part is buffered or the stream has ended."""
+        while not self._ended and self._buffered < self._part_size:
             try:
                 chunk = await anext(self._chunks)
             except StopAsyncIteration:
                 self._ended = True
                 break
-            self._buffer += chunk
-            self.sha256.update(chunk)
+            self._buffer.append(chunk)
+            self._buffered += len(chunk)
+            if self.sha256 is not None:
+                self.sha256.update(chunk)
             self.size += len(chunk)
-        if not self._buffer:
+
+    async def next(self) -> bytes | None:
+        """The next part, or ``None`` after the last one."""
+        await self.fill()
+        if not self._buffered:
             return None
-        part = bytes(memoryview(self._buffer)[: self._part_size])
-        del self._buffer[: self._part_size]
-        return part
+        chunks, self._buffer = self._buffer, []
+        extra = self._buffered - self._part_size
+        if extra > 0:  # the last chunk straddles the part's end
+            last = chunks.pop()
+            chunks.append(last[: len(last) - extra])
+            self._buffer.append(last[len(last) - extra :])
+        self._buffered = max(extra, 0)
+        return b"".join(chunks)
+
+
+#: Called once a stream has ended, before its object is made visible, with the
+#: number of bytes the store took; returns their hex SHA-256 (hashed by the
+#: caller) or raises to abort the upload.
+Finish = Callable[[int], str]
+
+
+def _sha256_digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def composite_sha256(part_checksums: list[str]) -> str:
+    """S3's checksum of a multipart object from its parts' base64 SHA-256 checksums (in
+    part order): the SHA-256 of their digests, base64, suffixed ``-<part count>``."""
+    digests = b"".join(base64.b64decode(c) for c in part_checksums)
+    return f"{b64_sha256(hashlib.sha256(digests).digest())}-{len(part_checksums)}"
 
 
 def _raise_storage_error(exc: Exception, what: str, key: str) -> NoReturn:
@@ -253,31 +287,42 @@ class ObjectStore(AsyncCloseable):
         *,
         size_hint: int | None = None,
         content_type: str = "application/octet-stream",
+        finish: Finish | None = None,
     ) -> StoredObject:
         """Stream ``chunks`` into the object for ``name`` (a path relative to the prefix).
 
         A stream that fits in one part is sent with one PUT carrying its SHA-256
-        as ``x-amz-checksum-sha256`` (verified by the store); a longer one as a
-        multipart upload with per-part SHA-256 checksums, aborted on any failure
+        as ``x-amz-checksum-sha256`` (verified by the store) and as metadata; a
+        longer one as a multipart upload with per-part SHA-256 checksums (so the
+        store keeps its SHA-256 of the parts' SHA-256s), aborted on any failure
         (or cancellation), so no partial object ever becomes visible. With
-        ``seal`` (the default) a multipart object up to 5 GiB is then copied onto
-        itself to attach the metadata, and the store's SHA-256 of the copy must
-        match the stream's. The object's metadata records ``sha256`` and ``bytes``.
-        Raises :class:`StorageError`; an exception from ``chunks`` propagates as is.
+        ``seal`` a multipart object up to 5 GiB is then copied onto itself to
+        attach the metadata, and the store's SHA-256 of the copy must match the
+        stream's. ``finish`` (when given) is called after the last byte and
+        before the object becomes visible, with the byte count: it returns the
+        stream's hex SHA-256 (then this does not hash the stream itself) or
+        raises to abort. Raises :class:`StorageError`; an exception from
+        ``chunks`` or ``finish`` propagates as is.
         """
         key = object_key(self.dest, name)
-        parts = _Parts(chunks, part_size_for(self._part_size, size_hint))
-        first = await parts.next()
-        if parts.exhausted:
-            return await self._put_single(key, first or b"", parts, content_type)
-        assert first is not None
-        return await self._put_multipart(key, first, parts, content_type)
+        parts = _Parts(chunks, part_size_for(self._part_size, size_hint), hashing=finish is None)
+
+        def sha256_hex() -> str:
+            if finish is not None:
+                return finish(parts.size)
+            assert parts.sha256 is not None
+            return parts.sha256.hexdigest()
+
+        await parts.fill()
+        if parts.fits_one:
+            body = await parts.next() or b""
+            return await self._put_single(key, body, sha256_hex(), content_type)
+        return await self._put_multipart(key, parts, sha256_hex, content_type)
 
     async def _put_single(
-        self, key: str, body: bytes, parts: _Parts, content_type: str
+        self, key: str, body: bytes, sha_hex: str, content_type: str
     ) -> StoredObject:
-        sha_hex = parts.sha256.hexdigest()
-        checksum = b64_sha256(parts.sha256.digest())
+        checksum = b64_sha256(bytes.fromhex(sha_hex))
         with _mapped("uploading", key):
             answer = await self._s3.put_object(
                 Bucket=self._bucket,
@@ -286,12 +331,16 @@ class ObjectStore(AsyncCloseable):
                 ContentType=content_type,
                 ChecksumAlgorithm=_SHA256,
                 ChecksumSHA256=checksum,
-                Metadata=object_metadata(sha_hex, parts.size),
+                Metadata=object_metadata(sha_hex, len(body)),
             )
-        return StoredObject(key, parts.size, sha_hex, checksum, answer.get("ETag"))
+        return StoredObject(key, len(body), sha_hex, checksum, answer.get("ETag"))
 
     async def _put_multipart(
-        self, key: str, first: bytes, parts: _Parts, content_type: str
+        self,
+        key: str,
+        parts: _Parts,
+        sha256_hex: Callable[[], str],
+        content_type: str,
     ) -> StoredObject:
         with _mapped("starting upload of", key):
             started = await self._s3.create_multipart_upload(
@@ -299,7 +348,8 @@ class ObjectStore(AsyncCloseable):
             )
         upload_id = started["UploadId"]
         try:
-            completed = await self._upload_parts(key, upload_id, first, parts)
+            completed = await self._upload_parts(key, upload_id, parts)
+            sha_hex = sha256_hex()  # may raise: then the upload is aborted, never completed
             with _mapped("completing upload of", key):
                 done = await self._s3.complete_multipart_upload(
                     Bucket=self._bucket,
@@ -310,24 +360,26 @@ class ObjectStore(AsyncCloseable):
         except BaseException:
             await self._abort_quietly(key, upload_id)
             raise
-        sha_hex = parts.sha256.hexdigest()
-        stored = StoredObject(
-            key, parts.size, None, done.get("ChecksumSHA256") or None, done.get("ETag")
+        checksum = done.get("ChecksumSHA256") or composite_sha256(
+            [p["ChecksumSHA256"] for p in completed]
         )
+        stored = StoredObject(key, parts.size, None, checksum, done.get("ETag"))
         if not self._seal or parts.size > MAX_SINGLE_COPY:
             return stored
         return await self._seal_object(stored, sha_hex, content_type)
 
     async def _upload_parts(
-        self, key: str, upload_id: str, first: bytes, parts: _Parts
+        self, key: str, upload_id: str, parts: _Parts
     ) -> list[CompletedPartTypeDef]:
         """Upload every part, at most ``max_concurrency`` at a time; the parts in
-        ``PartNumber`` order. The next part is read while earlier ones upload."""
+        ``PartNumber`` order. The next part is read while earlier ones upload,
+        once a slot is free: a part is never held waiting for one, which would
+        add a part to the memory peak."""
         pending: set[asyncio.Task[CompletedPartTypeDef]] = set()
         completed: list[CompletedPartTypeDef] = []
         try:
             number = 0
-            part: bytes | None = first
+            part = await parts.next()
             while part is not None:
                 number += 1
                 if number > MAX_PARTS:
@@ -335,10 +387,11 @@ class ObjectStore(AsyncCloseable):
                         f"uploading {key}: more than {MAX_PARTS} parts; pass size_hint",
                         key=key,
                     )
+                pending.add(asyncio.create_task(self._upload_part(key, upload_id, number, part)))
+                part = None  # the task holds it now
                 while len(pending) >= self._max_concurrency:
                     done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     _harvest(done, completed)
-                pending.add(asyncio.create_task(self._upload_part(key, upload_id, number, part)))
                 part = await parts.next()
             if pending:
                 done, pending = await asyncio.wait(pending)
@@ -352,7 +405,10 @@ class ObjectStore(AsyncCloseable):
     async def _upload_part(
         self, key: str, upload_id: str, number: int, body: bytes
     ) -> CompletedPartTypeDef:
-        checksum = b64_sha256(hashlib.sha256(body).digest())
+        # In a worker thread (hashlib lets go of the GIL): the loop keeps reading
+        # the download meanwhile.
+        digest = await asyncio.to_thread(_sha256_digest, body)
+        checksum = b64_sha256(digest)
         with _mapped(f"uploading part {number} of", key):
             answer = await self._s3.upload_part(
                 Bucket=self._bucket,

@@ -41,7 +41,7 @@ import random
 import stat
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,13 +155,19 @@ __all__ = [
 
 logger: Final = logging.getLogger("realtimekit_async.export")
 
-#: Bytes handed to the file-writing thread at a time; with aiohttp's bounded read
-#: buffer this is what keeps memory flat whatever the file size.
+#: Bytes handed to the sink (a writer thread, or an upload) at a time: the
+#: download's chunks as aiohttp read them, batched without copying. With
+#: aiohttp's bounded read buffer this is what keeps memory flat whatever the
+#: file size.
 CHUNK_SIZE: Final = 256 * 1024
+_WRITE_BATCH: Final = 1024 * 1024
 _HASH_BLOCK: Final = 1024 * 1024
-#: Chunks a download may run ahead of its writer thread (bounded memory: this
-#: many chunks of ``CHUNK_SIZE``, 4 MiB).
-_WRITES_IN_FLIGHT: Final = 16
+#: Batches a download may run ahead of its writer thread (bounded memory: this
+#: many batches of ``_WRITE_BATCH``, 4 MiB).
+_WRITES_IN_FLIGHT: Final = 4
+#: aiohttp's read buffer for a download (its default is 64 KiB): reading stops
+#: less often to wait for the loop, and each wake-up takes more bytes.
+_READ_BUFSIZE: Final = 1024 * 1024
 #: How often (in bytes written) a ``.part``'s state file is brought up to date:
 #: what a crash can cost is re-downloading at most this much.
 _CHECKPOINT_BYTES: Final = 8 * 1024 * 1024
@@ -428,8 +434,8 @@ class _Sink(Protocol):
     async def open(self) -> None:
         """Get ready to take bytes, keeping earlier ones when they can be resumed."""
 
-    async def write(self, data: bytes | bytearray) -> None:
-        """Append ``data``."""
+    async def write(self, chunks: Sequence[bytes]) -> None:
+        """Append ``chunks``, in order."""
 
     async def restart(self) -> None:
         """Throw away every byte written so far."""
@@ -547,10 +553,21 @@ def _read_plain(path: Path) -> bytes | None:
 
 
 def _write_plain(path: Path, data: bytes) -> None:
+    """Overwrite the small file at ``path`` with ``data`` in place.
+
+    Never truncated to zero first: on ext4 a file cut to zero and written again
+    is flushed to disk when closed (``auto_da_alloc``), which made each state
+    checkpoint wait for the disk. A torn write is caught by the reader (a state
+    whose SHA-256 does not match the ``.part`` restarts it).
+    """
     fd = _open_plain(path, os.O_WRONLY | os.O_CREAT)
-    with os.fdopen(fd, "wb") as file:
-        file.truncate(0)
-        file.write(data)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.pwrite(fd, view, len(data) - len(view)) :]
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
 
 
 def _replace_plain(path: Path, data: bytes) -> None:
@@ -789,11 +806,12 @@ class _PartFile:
         self.state = None
         self.resumed = False
 
-    def write(self, data: bytes | bytearray) -> None:
+    def write(self, chunks: Sequence[bytes]) -> None:
         assert self._file is not None
-        self._file.write(data)
-        self._sha.update(data)  # hashlib drops the GIL for large buffers
-        self.size += len(data)
+        for chunk in chunks:  # each hashed while it is still in the CPU's cache
+            self._sha.update(chunk)  # hashlib drops the GIL for large buffers
+            self._file.write(chunk)
+            self.size += len(chunk)
         if self.size - self._saved >= _CHECKPOINT_BYTES:
             self.checkpoint()
 
@@ -982,13 +1000,14 @@ class _LocalSink:
         await _blocking(self._part.open)
         self._size = self._part.size
 
-    async def write(self, data: bytes | bytearray) -> None:
+    async def write(self, chunks: Sequence[bytes]) -> None:
         if self._broken is not None:
             raise self._broken
         loop = asyncio.get_running_loop()
-        self._pending.append(loop.run_in_executor(self._writer, self._part.write, data))
-        self._size += len(data)
-        await self._settle(keep=_WRITES_IN_FLIGHT)
+        self._pending.append(loop.run_in_executor(self._writer, self._part.write, chunks))
+        self._size += sum(map(len, chunks))
+        if len(self._pending) > _WRITES_IN_FLIGHT:
+            await self._settle(keep=_WRITES_IN_FLIGHT)
 
     async def restart(self) -> None:
         await self._settle()
@@ -1073,6 +1092,9 @@ class _Progress:
 class _Job:
     recording: Recording
     files: tuple[FileSpec, ...]
+    #: Whether each file is complete already: checked ahead (a HEAD for a bucket)
+    #: while earlier jobs download, so the check's round trip is off their path.
+    complete: tuple[asyncio.Task[bool], ...]
 
 
 class _ExpiredError(Exception):
@@ -1120,6 +1142,7 @@ class _Export:
         self._expired: list[ExpiredFile] = []
         self._ignored: list[IgnoredRecording] = []
         self._received = 0
+        self._checks: set[asyncio.Task[bool]] = set()
 
     @property
     def settings(self) -> ExportSettings:
@@ -1184,6 +1207,16 @@ class _Export:
         except BaseExceptionGroup as errors:
             # A failed listing surfaces as its own APIError, not wrapped in a group.
             raise errors.exceptions[0] from None
+        finally:  # checks of jobs a failed run never reached
+            for check in self._checks:
+                check.cancel()
+            await asyncio.gather(*self._checks, return_exceptions=True)
+
+    def _check_ahead(self, rec: Recording, spec: FileSpec) -> asyncio.Task[bool]:
+        check = asyncio.ensure_future(self._already_exported(rec, spec))
+        self._checks.add(check)
+        check.add_done_callback(self._checks.discard)
+        return check
 
     async def _produce(
         self, recordings: AsyncIterator[Recording], queue: asyncio.Queue[_Job | None]
@@ -1194,7 +1227,8 @@ class _Export:
                 if reason is not None:
                     self._ignored.append(IgnoredRecording(rec.id, rec.status, reason))
                     continue
-                await queue.put(_Job(rec, files))
+                complete = tuple(self._check_ahead(rec, spec) for spec in files)
+                await queue.put(_Job(rec, files, complete))
         finally:
             # Stops the paginator's page prefetches now, not whenever it is collected.
             close = getattr(recordings, "aclose", None)
@@ -1213,7 +1247,7 @@ class _Export:
 
     async def _export_recording(self, job: _Job) -> None:
         rec = job.recording
-        todo = [spec for spec in job.files if not await self._already_exported(rec, spec)]
+        todo = [spec for spec, done in zip(job.files, job.complete, strict=True) if not await done]
         if not todo:
             return
         source = _Source(self._client, rec, self._settings.app_id)
@@ -1382,7 +1416,11 @@ class _Export:
         total: int | None = None
         try:
             async with self._session.get(
-                url, headers=headers, timeout=self._settings.timeout, auto_decompress=False
+                url,
+                headers=headers,
+                timeout=self._settings.timeout,
+                auto_decompress=False,
+                read_bufsize=_READ_BUFSIZE,
             ) as response:
                 if span is not None:
                     span.answered(response.status)
@@ -1471,33 +1509,36 @@ class _Export:
     async def _stream(
         self, response: aiohttp.ClientResponse, part: _Sink, path: str, *, limit: int
     ) -> None:
-        """Copy the body into ``part`` in bounded chunks; stop early past ``limit``.
+        """Copy the body into ``part`` in bounded batches; stop early past ``limit``.
 
         Raises :class:`_TooSlowError` when the body arrives slower than the minimum rate.
         """
         loop = asyncio.get_running_loop()
         settings = self._settings
         guard = RateGuard(settings.read_timeout, settings.min_rate, loop.time())
-        pending = bytearray()
+        batch: list[bytes] = []
+        batched = 0
         try:
-            async for chunk in response.content.iter_chunked(CHUNK_SIZE):
+            # iter_chunks hands over aiohttp's buffers as they are: no join, no copy.
+            async for chunk, _ in response.content.iter_chunks():
                 self._received += len(chunk)
-                pending += chunk
-                if len(pending) >= CHUNK_SIZE or part.size + len(pending) > limit:
-                    data, pending = pending, bytearray()
-                    await part.write(data)
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= _WRITE_BATCH or part.size + batched > limit:
+                    await part.write(batch)
+                    batch, batched = [], 0
                     self._progress.moved(path, part.size)
                     if part.size > limit:
                         return
                 if guard.too_slow(loop.time(), len(chunk)):
                     raise _TooSlowError(f"slower than {settings.min_rate:g} bytes/s")
         except (TimeoutError, aiohttp.ClientError, _TooSlowError):
-            if pending:  # keep what did arrive: the retry resumes after it
-                await part.write(pending)
+            if batch:  # keep what did arrive: the retry resumes after it
+                await part.write(batch)
                 self._progress.moved(path, part.size)
             raise
-        if pending:
-            await part.write(pending)
+        if batch:
+            await part.write(batch)
             self._progress.moved(path, part.size)
 
 

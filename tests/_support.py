@@ -7,10 +7,12 @@ module imports lives here, so no test imports ``conftest``.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Callable
 from typing import Any
 
 from realtimekit_async import RealtimeKit, RetryPolicy
+from realtimekit_async._cli import build_parser, run
 
 TOKEN = "test-token-5f2b8c"
 ACCOUNT = "acc123"
@@ -92,3 +94,11 @@ async def eventually(condition: Callable[[], bool], *, within: float = 5.0) -> N
 
 #: Answers that departed from the schema during the current test (filled by conftest).
 SCHEMA_DRIFT: list[str] = []
+
+
+async def cli(*argv: str, err: io.StringIO | None = None) -> tuple[int, str, str]:
+    """Run the ``realtimekit`` command line in this loop; its exit code, stdout and stderr."""
+    out = io.StringIO()
+    err = err if err is not None else io.StringIO()
+    code = await run(build_parser().parse_args(argv), out, err)
+    return code, out.getvalue(), err.getvalue()

@@ -16,9 +16,9 @@ from aiohttp import web
 from realtimekit_async.emulator import Emulator, WebhookFaults
 from realtimekit_async.webhooks import WebhookVerifier
 
+from ._export_support import manifest_lines
 from ._support import emulator_client, eventually
 from ._webhook_support import load_example
-from .test_export import manifest_lines
 
 
 @contextlib.asynccontextmanager

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from realtimekit_async import emulator as emulator_package
-from realtimekit_async._cli import build_parser, run
+from realtimekit_async._cli import build_parser
 from realtimekit_async.emulator import Emulator, _storage
 from realtimekit_async.export import MANIFEST_NAME
 
+from ._support import cli
 from ._support import emulator_flags as flags
 
 
@@ -39,13 +40,6 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-async def cli(*argv: str, err: io.StringIO | None = None) -> tuple[int, str, str]:
-    out = io.StringIO()
-    err = err if err is not None else io.StringIO()
-    code = await run(build_parser().parse_args(argv), out, err)
-    return code, out.getvalue(), err.getvalue()
 
 
 async def test_export_prints_a_summary_and_plain_progress(emu: Emulator, tmp_path: Path) -> None:

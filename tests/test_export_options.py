@@ -29,7 +29,7 @@ from realtimekit_async.export import (
     sync_recordings,
 )
 
-from .test_export import emulated, names_in
+from ._export_support import emulated, names_in
 
 CLIENT_POLICY = RetryPolicy(max_retries=7, initial_delay=0.25, max_delay=3.0)
 CLIENT = resolve_options(

@@ -7,6 +7,7 @@ emulator served is read from its request log.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import textwrap
 from typing import TYPE_CHECKING, Any
@@ -15,9 +16,11 @@ import pytest
 
 from realtimekit_async import RealtimeKit, ValidationError
 from realtimekit_async._dest import S3Settings
+from realtimekit_async._objstore import DEFAULT_PART_SIZE
 from realtimekit_async.emulator import expected_file_sha256
 from realtimekit_async.export import export_recordings, read_manifest
 
+from ._export_support import emulated, expected_files, plant_hostile_names, uploaded
 from ._moto_support import (
     CREDENTIALS,
     MakeProxy,
@@ -28,9 +31,8 @@ from ._moto_support import (
     settings_for,
     uploads,
 )
+from ._support import cli
 from ._support import emulator_flags as flags
-from .test_export import emulated, expected_files, plant_hostile_names, uploaded
-from .test_export_cli import cli
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -42,11 +44,22 @@ def manifest_keys(found: list[str]) -> list[str]:
     return [k for k in found if k.startswith(f"{PREFIX}/manifest/")]
 
 
+def store_checksum(body: bytes) -> str:
+    """S3's SHA-256 checksum of ``body`` as the export uploads it: of the whole body
+    for one PUT, else of its parts' SHA-256s, suffixed with the part count."""
+    if len(body) <= DEFAULT_PART_SIZE:
+        return base64.b64encode(hashlib.sha256(body).digest()).decode()
+    parts = range(0, len(body), DEFAULT_PART_SIZE)
+    digests = b"".join(hashlib.sha256(body[i : i + DEFAULT_PART_SIZE]).digest() for i in parts)
+    return f"{base64.b64encode(hashlib.sha256(digests).digest()).decode()}-{len(parts)}"
+
+
 async def assert_bucket_matches(
     raw: S3Client, bucket: str, files: dict[tuple[str, str], int]
 ) -> None:
-    """The prefix holds exactly ``files`` (byte-exact, with their SHA-256 and size as
-    metadata), each once in the manifest, and no incomplete upload."""
+    """The prefix holds exactly ``files`` (byte-exact, with the store's SHA-256 checksum,
+    and a one-PUT object with its SHA-256 and size as metadata), each once in the
+    manifest with its SHA-256, size and store checksum, and no incomplete upload."""
     dest = f"s3://{bucket}/{PREFIX}"
     entries = await read_manifest(
         dest, S3Settings(endpoint_url=raw.meta.endpoint_url, **CREDENTIALS)
@@ -60,9 +73,14 @@ async def assert_bucket_matches(
         key = f"{PREFIX}/{entry.path}"
         body = await read(raw, bucket, key)
         assert (len(body), hashlib.sha256(body).hexdigest()) == (size, expected)
-        assert (entry.bytes, entry.sha256) == (size, expected)
-        head = await raw.head_object(Bucket=bucket, Key=key)
-        assert head["Metadata"] == {"sha256": expected, "bytes": str(size)}
+        assert (entry.bytes, entry.sha256, entry.checksum) == (size, expected, store_checksum(body))
+        head = await raw.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        assert entry.checksum is not None
+        assert head["ChecksumSHA256"].partition("-")[0] == entry.checksum.partition("-")[0]
+        # A multipart object's metadata is fixed when the upload starts, before its
+        # SHA-256 is known: then the manifest holds it, tied to the object by the checksum.
+        one_put = size <= DEFAULT_PART_SIZE
+        assert head["Metadata"] == ({"sha256": expected, "bytes": str(size)} if one_put else {})
     assert await uploads(raw, bucket) == []
 
 
@@ -116,6 +134,36 @@ async def test_rerun_skips_complete_objects_without_downloading(
     assert again.failed == ()
     assert [e.path for e in again.skipped] == [e.path for e in first.exported]
     await assert_bucket_matches(raw, bucket, files)
+
+
+async def test_a_multipart_object_is_skipped_on_its_checksum_until_replaced(
+    moto_url: str, raw: S3Client, bucket: str
+) -> None:
+    dest = f"s3://{bucket}/{PREFIX}"
+    size = 2 * DEFAULT_PART_SIZE + 1
+    async with emulated() as (emu, client):
+        rec = await uploaded(emu, client, "m-parts", size=size)
+        first = await export_recordings(
+            client, dest, s3=settings_for(moto_url), include_audio=False
+        )
+        served = len(emu.storage_requests)
+        again = await export_recordings(
+            client, dest, s3=settings_for(moto_url), include_audio=False
+        )
+        assert len(emu.storage_requests) == served  # skipped without a download
+        assert [(e.path, e.sha256, e.checksum) for e in again.skipped] == [
+            (e.path, e.sha256, e.checksum) for e in first.exported
+        ]
+        # Someone replaces it with other bytes of the same size (no metadata either):
+        # the store's checksum no longer is the manifest's, so it is fetched again.
+        key = f"{PREFIX}/{first.exported[0].path}"
+        await raw.put_object(Bucket=bucket, Key=key, Body=bytes(size), ChecksumAlgorithm="SHA256")
+        third = await export_recordings(
+            client, dest, s3=settings_for(moto_url), include_audio=False
+        )
+        assert len(emu.storage_requests) > served
+    assert [e.path for e in third.exported] == [e.path for e in first.exported]
+    await assert_bucket_matches(raw, bucket, {(rec.id, "video"): size})
 
 
 async def test_an_object_changed_since_its_export_is_fetched_again(

@@ -34,7 +34,7 @@ from realtimekit_async.export import (
     sync_recordings,
 )
 
-from .test_export import (
+from ._export_support import (
     assert_dest_matches,
     emulated,
     expected_files,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 import subprocess
 import sys
 import textwrap
@@ -104,6 +105,17 @@ def test_no_test_module_imports_conftest() -> None:
             line.startswith(("from .conftest", "from . import conftest", "from tests.conftest"))
             for line in path.read_text().splitlines()
         )
+    ]
+    assert importers == []
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared helpers live in the ``_``-prefixed support modules, not in test modules."""
+    pattern = re.compile(r"^from (\.|tests\.)(emulator\.)?test_\w+ import", re.MULTILINE)
+    importers = [
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "tests").rglob("*.py")
+        if pattern.search(path.read_text())
     ]
     assert importers == []
 

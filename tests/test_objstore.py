@@ -103,6 +103,30 @@ async def test_unsealed_multipart_has_no_sha256_metadata(
     assert await read(raw, bucket, "p/x.mp4") == data
 
 
+async def test_a_caller_hashed_stream_is_checked_before_it_becomes_visible(
+    moto_url: str, raw: S3Client, bucket: str
+) -> None:
+    data = os.urandom(MIN_PART_SIZE + 1)
+    counts: list[int] = []
+
+    def refuse(size: int) -> str:
+        counts.append(size)
+        raise CutError("size disagrees")
+
+    async with store_on(moto_url, bucket, seal=False) as store:
+        with pytest.raises(CutError, match="size disagrees"):
+            await store.put("x.mp4", stream(data), finish=refuse)
+        assert counts == [len(data)]  # called once, after the last byte
+        assert await keys(raw, bucket) == []  # aborted, never completed
+        assert await uploads(raw, bucket) == []
+        sha = hashlib.sha256(data).hexdigest()
+        put = await store.put("x.mp4", stream(data), finish=lambda size: sha)
+    assert put.checksum_sha256 is not None
+    assert put.checksum_sha256.endswith("-2")
+    assert await keys(raw, bucket) == ["p/x.mp4"]
+    assert await read(raw, bucket, "p/x.mp4") == data
+
+
 async def test_head_of_a_missing_object_is_none(store: ObjectStore) -> None:
     assert await store.head("nothing.mp4") is None
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_readme import snippets
+from ._snippets import snippets
 
 pytestmark = pytest.mark.newest  # docs and packaging: one run is enough
 

@@ -35,10 +35,10 @@ from realtimekit_async.export import (
     sync_recordings,
 )
 
+from ._export_support import emulated, expected_files, manifest_lines, uploaded
 from ._moto_support import settings_for
+from ._support import cli
 from ._support import emulator_flags as flags
-from .test_export import emulated, expected_files, manifest_lines, uploaded
-from .test_export_cli import cli
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

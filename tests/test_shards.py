@@ -20,9 +20,9 @@ from realtimekit_async._shard_plan import plan_shards
 from realtimekit_async.export import read_manifest
 from realtimekit_async.shards import ShardJob, run_shard_of, run_shards
 
+from ._export_support import emulated, expected_files, uploaded
 from ._moto_support import CREDENTIALS, keys, settings_for
 from ._support import emulator_flags
-from .test_export import emulated, expected_files, uploaded
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

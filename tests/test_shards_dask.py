@@ -26,9 +26,9 @@ from realtimekit_async.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_TOKEN, Emulat
 from realtimekit_async.export import read_manifest
 from realtimekit_async.shards import ShardJob, plan_job, run_on_dask
 
+from ._export_support import LONG_TTL, expected_files, uploaded
 from ._moto_support import CREDENTIALS, keys, read
 from ._support import emulator_client
-from .test_export import LONG_TTL, expected_files, uploaded
 
 distributed = pytest.importorskip("distributed")
 

@@ -47,11 +47,11 @@ demo: $(DEMO_STAMP)
 	$(DEMO_VENV)/bin/python -m realtimekit_async demo
 
 ## Lint, types, the whole test suite and the docs build, on the newest and the oldest supported
-## dependencies (what CI runs). The two virtualenvs are built side by side, as are the
-## checks that need one core each; pip waits on the disk much of its time.
+## dependencies (what CI runs). The two virtualenvs are built side by side, and lint and
+## mypy start as soon as the first is ready, while the second may still be building (pip
+## waits on the disk much of its time); the suites then run one after the other.
 test:
-	$(MAKE) -j2 --output-sync=target $(STAMP) $(OLD_STAMP)
-	$(MAKE) -j2 --output-sync=target lint typecheck
+	$(MAKE) -j3 --output-sync=target lint typecheck $(OLD_STAMP)
 	$(MAKE) unit docs test-oldest
 
 lint: $(STAMP)

@@ -28,10 +28,8 @@ from realtimekit_async._export_plan import LOCK_NAME, PART_STATE_SUFFIX, PART_SU
 from realtimekit_async.emulator import Emulator, FaultConfig
 from realtimekit_async.export import MANIFEST_NAME, ExportProgress, export_recordings
 
+from ._properties import ASYNC
 from ._support import emulator_client
-
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-ASYNC = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # -- cancellation at random points ---------------------------------------------------------
 

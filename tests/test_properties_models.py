@@ -16,7 +16,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import given, reject
 from hypothesis import strategies as st
 
 import realtimekit_async
@@ -34,8 +34,7 @@ from realtimekit_async import (
 from realtimekit_async._converter import converter
 from realtimekit_async._recordings import _decode
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-ASYNC = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from ._properties import FAST
 
 # -- strategies for the models ------------------------------------------------------------
 

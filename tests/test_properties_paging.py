@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from realtimekit_async import (
@@ -26,8 +26,7 @@ from realtimekit_async._pagination import (
     RecordingPaginator,
 )
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-ASYNC = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from ._properties import FAST
 
 # -- the paginator under churn --------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from realtimekit_async import (
@@ -21,10 +21,8 @@ from realtimekit_async import (
 from realtimekit_async._sansio import RETRYABLE_STATUSES, Failure, retry_delay
 from realtimekit_async.emulator import Emulator, FaultConfig
 
+from ._properties import FAST
 from ._support import emulator_client
-
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-ASYNC = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # -- retry decisions ----------------------------------------------------------------------
 
